@@ -1,0 +1,219 @@
+"""ResNeXt (Xie et al., CVPR 2017) in mindspore.nn.
+
+One block, two stems, one network class. The layout is torchvision's "v1.5": the stride of a down-sampling block sits
+on the grouped 3x3 convolution, the shortcut is a 1x1 convolution + BN projection where the shape changes, and ReLU
+follows the addition. Parameter names follow MindCV (`down_sample`, `classifier`, BN `gamma/beta/moving_*`), so
+MindCV's ResNeXt checkpoints load as they are; torchvision's names map onto them one to one.
+
+Width of a block (written once, in `bottleneck_width`): the outer width is 4 * planes, the inner (grouped) width is
+int(planes * base_width / 64) * cardinality. For the ImageNet stages planes = 64/128/256/512; for the CIFAR
+ResNeXt-29 stages planes = 64/128/256 (outputs 256/512/1024), where the paper's "C * int(d * out / 256)" is the same
+number.
+"""
+import math
+
+from mindspore import nn, ops
+from mindspore.common import initializer as init
+
+EXPANSION = 4
+BN_EPS = 1e-5
+BN_MOMENTUM = 0.9  # MindSpore's momentum keeps the old statistic: 0.9 here equals PyTorch's momentum=0.1.
+STEM_POOL_PADS = ("symmetric", "same")
+
+
+def bottleneck_width(planes, cardinality, base_width):
+    """Channels of the grouped 3x3 convolution: int(planes * d / 64) * C (torchvision, timm and the Lua code)."""
+    return int(planes * base_width / 64) * cardinality
+
+
+def conv2d(in_channels, out_channels, kernel_size, stride=1, group=1):
+    """Bias-free convolution with symmetric 'same-size' padding and He-normal (fan_out, relu) weights."""
+    return nn.Conv2d(in_channels, out_channels, kernel_size, stride=stride, pad_mode="pad",
+                     padding=kernel_size // 2, group=group, has_bias=False,
+                     weight_init=init.HeNormal(mode="fan_out", nonlinearity="relu"))
+
+
+def batch_norm(channels, zero_gamma=False):
+    return nn.BatchNorm2d(channels, eps=BN_EPS, momentum=BN_MOMENTUM, gamma_init="zeros" if zero_gamma else "ones")
+
+
+class DropPath(nn.Cell):
+    """Stochastic depth: zero a sample's residual branch with probability `drop_prob`, scale the rest by 1/keep.
+
+    Built on nn.Dropout over a (batch, 1, 1, 1) mask, so it is the identity in eval mode like any dropout.
+    """
+
+    def __init__(self, drop_prob):
+        super().__init__()
+        self.drop_prob = drop_prob
+        self.dropout = nn.Dropout(p=drop_prob)
+
+    def construct(self, x):
+        mask = self.dropout(ops.ones((x.shape[0], 1, 1, 1), x.dtype))
+        return x * mask
+
+
+class Bottleneck(nn.Cell):
+    """1x1 reduce -> grouped 3x3 (carries the stride) -> 1x1 expand (x4), plus the shortcut, then ReLU."""
+
+    def __init__(self, in_channels, planes, stride=1, cardinality=1, base_width=64, drop_path=0.0,
+                 zero_init_last=False):
+        super().__init__()
+        width = bottleneck_width(planes, cardinality, base_width)
+        out_channels = planes * EXPANSION
+        self.conv1 = conv2d(in_channels, width, 1)
+        self.bn1 = batch_norm(width)
+        self.conv2 = conv2d(width, width, 3, stride=stride, group=cardinality)
+        self.bn2 = batch_norm(width)
+        self.conv3 = conv2d(width, out_channels, 1)
+        self.bn3 = batch_norm(out_channels, zero_gamma=zero_init_last)
+        self.relu = nn.ReLU()
+        self.down_sample = None
+        if stride != 1 or in_channels != out_channels:
+            self.down_sample = nn.SequentialCell([conv2d(in_channels, out_channels, 1, stride=stride),
+                                                  batch_norm(out_channels)])
+        self.drop_path = DropPath(drop_path) if drop_path > 0 else None
+
+    def construct(self, x):
+        identity = x
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.relu(self.bn2(self.conv2(out)))
+        out = self.bn3(self.conv3(out))
+        if self.drop_path is not None:
+            out = self.drop_path(out)
+        if self.down_sample is not None:
+            identity = self.down_sample(x)
+        return self.relu(out + identity)
+
+
+class ResNeXt(nn.Cell):
+    """ResNeXt classifier or multi-scale feature extractor.
+
+    Args:
+        stage_blocks: blocks per stage; 4 stages build the ImageNet network (7x7/2 stem + 3x3/2 max-pool, outputs
+            256..2048), 3 stages the CIFAR one (3x3 stem, no pool, outputs 256..1024).
+        cardinality, base_width: C and d of the "CxDd" name.
+        num_classes: size of the Dense head.
+        in_channels: channels of the input image.
+        drop_rate: dropout before the head.
+        drop_path_rate: stochastic depth of the last block; it grows linearly from 0 over the blocks (as timm).
+        zero_init_last: start each block's last BN gamma at 0, so that every block starts as the identity.
+        stem_pool_pad: "symmetric" pads the stem max-pool by 1 on every side (torchvision, timm, mmpretrain);
+            "same" pads bottom/right only, as MindCV's released checkpoints were trained.
+        features_only: construct returns the stage maps picked by `out_indices` (0 = stem, 1.. = layer1..), and the
+            network has no head. `feature_info` lists their channels and strides.
+    """
+
+    def __init__(self, stage_blocks, cardinality, base_width, num_classes=1000, in_channels=3, drop_rate=0.0,
+                 drop_path_rate=0.0, zero_init_last=False, stem_pool_pad="symmetric", features_only=False,
+                 out_indices=None):
+        super().__init__()
+        if len(stage_blocks) not in (3, 4):
+            raise ValueError(f"stage_blocks must list 3 (CIFAR) or 4 (ImageNet) stages, got {stage_blocks}")
+        if stem_pool_pad not in STEM_POOL_PADS:
+            raise ValueError(f"stem_pool_pad must be one of {STEM_POOL_PADS}, got {stem_pool_pad!r}")
+        if not features_only and int(num_classes) < 1:
+            raise ValueError(f"num_classes must be at least 1, got {num_classes}")
+        for key, rate in (("drop_rate", drop_rate), ("drop_path_rate", drop_path_rate)):
+            if not 0 <= rate < 1:
+                raise ValueError(f"{key} must be in [0, 1), got {rate}")
+        imagenet = len(stage_blocks) == 4
+
+        # Stem: conv1/bn1/relu (+ max_pool for ImageNet).
+        self.conv1 = conv2d(in_channels, 64, 7 if imagenet else 3, stride=2 if imagenet else 1)
+        self.bn1 = batch_norm(64)
+        self.relu = nn.ReLU()
+        if not imagenet:
+            self.max_pool = nn.Identity()
+        elif stem_pool_pad == "same":
+            self.max_pool = nn.MaxPool2d(kernel_size=3, stride=2, pad_mode="same")
+        else:
+            self.max_pool = nn.MaxPool2d(kernel_size=3, stride=2, pad_mode="pad", padding=1)
+        stem_stride = 2 if imagenet else 1
+        self.feature_info = [dict(num_chs=64, reduction=stem_stride, module="relu")]
+
+        # Stages layer1..layerN; block k of K total gets drop path drop_path_rate * k / (K - 1).
+        total_blocks = sum(stage_blocks)
+        block_index = 0
+        in_ch, reduction = 64, stem_stride * (2 if imagenet else 1)
+        stages = []
+        for stage, blocks in enumerate(stage_blocks):
+            planes, stride = 64 * 2 ** stage, 1 if stage == 0 else 2
+            reduction *= stride
+            cells = []
+            for i in range(blocks):
+                rate = drop_path_rate * block_index / max(total_blocks - 1, 1)
+                cells.append(Bottleneck(in_ch, planes, stride if i == 0 else 1, cardinality, base_width, rate,
+                                        zero_init_last))
+                in_ch = planes * EXPANSION
+                block_index += 1
+            stages.append(nn.SequentialCell(cells))
+            self.feature_info.append(dict(num_chs=in_ch, reduction=reduction, module=f"layer{stage + 1}"))
+        self.layer1, self.layer2, self.layer3 = stages[:3]
+        self.layer4 = stages[3] if imagenet else None
+        self.num_features = in_ch
+
+        # Feature-extraction mode: which stage maps construct returns.
+        self.features_only = features_only
+        if out_indices is None:
+            out_indices = tuple(range(1, len(self.feature_info)))
+        out_indices = tuple(int(i) for i in out_indices)
+        if not out_indices or any(i < 0 or i >= len(self.feature_info) for i in out_indices):
+            raise ValueError(f"out_indices must be within 0..{len(self.feature_info) - 1} "
+                             f"(0 = stem, 1.. = layer1..), got {out_indices}")
+        self.out_indices = out_indices
+        if features_only:
+            self.feature_info = [self.feature_info[i] for i in out_indices]
+
+        # Head: global average pool -> dropout -> Dense (torchvision's default init: U(+-1/sqrt(fan_in))).
+        self.num_classes = 0 if features_only else num_classes
+        self.dropout = nn.Dropout(p=drop_rate) if drop_rate > 0 else nn.Identity()
+        self.classifier = None
+        if not features_only:
+            bound = 1 / math.sqrt(self.num_features)
+            self.classifier = nn.Dense(self.num_features, num_classes, weight_init=init.HeUniform(math.sqrt(5)),
+                                       bias_init=init.Uniform(bound))
+
+    def forward_stem(self, x):
+        return self.relu(self.bn1(self.conv1(x)))
+
+    def forward_features(self, x):
+        """The last stage's feature map, (N, num_features, H/32, W/32) for ImageNet networks."""
+        x = self.layer1(self.max_pool(self.forward_stem(x)))
+        x = self.layer2(x)
+        x = self.layer3(x)
+        if self.layer4 is not None:
+            x = self.layer4(x)
+        return x
+
+    def forward_intermediates(self, x):
+        """The stem map and every stage map, in the order of `feature_info` before `out_indices` picks."""
+        x = self.forward_stem(x)
+        maps = (x,)
+        x = self.layer1(self.max_pool(x))
+        maps += (x,)
+        x = self.layer2(x)
+        maps += (x,)
+        x = self.layer3(x)
+        maps += (x,)
+        if self.layer4 is not None:
+            x = self.layer4(x)
+            maps += (x,)
+        return maps
+
+    def forward_head(self, x, pre_logits=False):
+        """Global average pool, dropout and the classifier; `pre_logits` stops before the classifier."""
+        x = self.dropout(ops.mean(x, (2, 3)))
+        if pre_logits:
+            return x
+        return self.classifier(x)
+
+    def construct(self, x):
+        if self.features_only:
+            maps = self.forward_intermediates(x)
+            picked = ()
+            for i in self.out_indices:
+                picked += (maps[i],)
+            return picked
+        return self.forward_head(self.forward_features(x))
+
