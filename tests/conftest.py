@@ -29,23 +29,23 @@ def random_images(shape, seed=0):
     return ms.Tensor(np.random.default_rng(seed).standard_normal(shape).astype(np.float32))
 
 
+def seeded_eval_net(name):
+    ms.set_seed(0)
+    net = create_model(name)
+    net.set_train(False)
+    return net
+
+
 @pytest.fixture(scope="session")
 def cifar_net():
     """resnext11_2x16d: the CIFAR stem and three stages of one block, 10 classes, in eval mode."""
-    ms.set_seed(0)
-    net = create_model("resnext11_2x16d")
-    net.set_train(False)
-    return net
+    return seeded_eval_net("resnext11_2x16d")
 
 
 @pytest.fixture(scope="session")
 def imagenet_net():
     """resnext14_2x16d: the ImageNet stem and four stages of one block, 1000 classes, in eval mode."""
-    ms.set_seed(0)
-    net = create_model("resnext14_2x16d")
-    net.set_train(False)
-    return net
-
+    return seeded_eval_net("resnext14_2x16d")
 
 def copy_weights(source, target):
     """Load a copy of `source`'s parameters (BN statistics included) into `target`."""

@@ -1,0 +1,133 @@
+"""Batches for one rank and one epoch, in an order that depends only on (seed, epoch).
+
+Every epoch builds its pipeline anew, with the sample order and the augmentation seed derived from (seed, epoch):
+a run resumed at epoch e sees exactly the batches and augmentations the uninterrupted run would have seen. Training
+shards are a strided slice of one permutation padded to a multiple of the number of shards (every rank takes the
+same number of steps; the union is the whole set); evaluation shards are disjoint and cover every sample once.
+
+Unreadable images never end a run: the file bytes are read in Python and decoded by MindSpore's C++ ops with
+`ErrorSamplesMode.SKIP`, and the sample index travels with each image, so the files that were dropped are found at
+the end of the epoch, named in a warning and counted.
+"""
+import io
+import math
+
+import numpy as np
+import mindspore.dataset as ds
+from PIL import Image
+
+from .image_check import is_complete_image
+from .sources import load_samples
+from .transforms import TransformSettings, eval_image_ops, mix_batch, train_image_ops
+
+
+def read_image_bytes(path):
+    """The file's bytes as uint8, WebP (which MindSpore cannot decode) re-encoded as BMP; empty when the file cannot
+    be read or is not a whole JPEG/PNG/BMP, so that the decoder drops it and the epoch reports it."""
+    try:
+        if path.lower().endswith(".webp"):
+            with Image.open(path) as image:
+                buffer = io.BytesIO()
+                image.convert("RGB").save(buffer, "BMP")
+            data = buffer.getvalue()
+        else:
+            with open(path, "rb") as f:
+                data = f.read()
+    except Exception:  # unreadable for any reason
+        return np.empty(0, np.uint8)
+    return np.frombuffer(data, np.uint8) if is_complete_image(data) else np.empty(0, np.uint8)
+
+
+class _Reader:
+    """GeneratorDataset source: (image, label, sample index) in a given order."""
+
+    def __init__(self, samples, order):
+        self.samples, self.order = samples, order
+
+    def __len__(self):
+        return len(self.order)
+
+    def __getitem__(self, position):
+        index = int(self.order[position])
+        item = self.samples.items[index]
+        image = read_image_bytes(item) if self.samples.encoded else item
+        return image, self.samples.labels[index], np.int64(index)
+
+
+class ImageLoader:
+    """Batches of one split for one shard: `for images, labels in loader.epoch(e)`.
+
+    Training: shuffled per epoch, full batches only, labels int32 (N,) or, with mixup/cutmix, float32 soft targets
+    (N, num_classes). Evaluation: fixed order, every sample of the shard once, the last batch may be smaller.
+    """
+
+    def __init__(self, samples, settings=None, batch_size=32, training=True, num_shards=1, shard_id=0, seed=0,
+                 num_workers=2, log=print):
+        if not 0 <= shard_id < num_shards:
+            raise ValueError(f"shard_id must be in 0..{num_shards - 1}, got {shard_id}")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        self.samples, self.settings = samples, settings or TransformSettings()
+        self.batch_size, self.training = batch_size, training
+        self.num_shards, self.shard_id, self.seed = num_shards, shard_id, seed
+        self.num_workers, self.log = num_workers, log
+        self.class_names = samples.class_names
+        self.num_classes = len(samples.class_names)
+        self.skipped = []  # (epoch, file) of every image that could not be decoded
+        if training and self.shard_size() < batch_size:
+            raise ValueError(f"a training shard holds {self.shard_size()} samples, fewer than one batch of "
+                             f"{batch_size}: lower batch_size or add data")
+
+    def shard_size(self):
+        n = len(self.samples)
+        return math.ceil(n / self.num_shards) if self.training else len(range(self.shard_id, n, self.num_shards))
+
+    def __len__(self):
+        """Batches per epoch (before any unreadable file is dropped)."""
+        size = self.shard_size()
+        return size // self.batch_size if self.training else math.ceil(size / self.batch_size)
+
+    def shard_order(self, epoch):
+        """Sample indices this shard reads in `epoch`, in reading order."""
+        n = len(self.samples)
+        if not self.training:
+            return np.arange(self.shard_id, n, self.num_shards)
+        order = np.random.default_rng([self.seed, epoch]).permutation(n)
+        padded = np.concatenate([order, order[:self.num_shards * math.ceil(n / self.num_shards) - n]])
+        return padded[self.shard_id::self.num_shards]
+
+    def pipeline(self, order, epoch):
+        ds.config.set_seed((self.seed * 100003 + epoch) % 2 ** 32)  # augmentation randomness per (seed, epoch)
+        ds.config.set_error_samples_mode(ds.config.ErrorSamplesMode.SKIP)
+        image_ops = (train_image_ops if self.training else eval_image_ops)(self.settings, self.samples.encoded)
+        data = ds.GeneratorDataset(_Reader(self.samples, order), ["image", "label", "index"], shuffle=False,
+                                   python_multiprocessing=False)
+        data = data.map(image_ops, input_columns="image", num_parallel_workers=self.num_workers)
+        return data.batch(self.batch_size, drop_remainder=False)
+
+    def epoch(self, epoch):
+        """Yield (images float32 (N, 3, H, W), labels) for `epoch`; report unreadable files when it ends."""
+        order = self.shard_order(epoch)
+        rng = np.random.default_rng([self.seed, epoch, 1])
+        seen = []
+        for images, labels, indices in self.pipeline(order, epoch).create_tuple_iterator(output_numpy=True,
+                                                                                          num_epochs=1):
+            seen.append(indices)
+            if self.training and len(labels) < self.batch_size:
+                continue  # a partial batch would recompile the graph: dropped, as drop_remainder would
+            if self.training and self.settings.mixes:
+                images, labels = mix_batch(images, labels, self.settings, self.num_classes, rng)
+            yield images, labels
+        dropped = np.setdiff1d(order, np.concatenate(seen) if seen else [])
+        if len(dropped):
+            files = [self.samples.describe(i) for i in dropped]
+            self.skipped += [(epoch, f) for f in files]
+            self.log(f"warning: epoch {epoch}: skipped {len(files)} unreadable image(s) "
+                     f"({len(self.skipped)} so far): {', '.join(files)}")
+
+
+def create_loader(dataset, data_dir, split, settings=None, batch_size=32, num_samples=None, train_split="train",
+                  val_split="val", num_shards=1, shard_id=0, seed=0, num_workers=2, log=print):
+    """An ImageLoader over one split ("train" shuffles and augments, "val" evaluates) of an ImageFolder or CIFAR."""
+    samples = load_samples(dataset, data_dir, split, train_split, val_split, num_samples, seed)
+    return ImageLoader(samples, settings, batch_size, split == "train", num_shards, shard_id, seed, num_workers, log)
