@@ -88,7 +88,9 @@ class ImageLoader:
         return size // self.batch_size if self.training else math.ceil(size / self.batch_size)
 
     def shard_order(self, epoch):
-        """Sample indices this shard reads in `epoch`, in reading order."""
+        """Sample indices this shard reads in `epoch` (0, 1, ...), in reading order."""
+        if epoch < 0:
+            raise ValueError(f"epoch must be 0 or more, got {epoch}")
         n = len(self.samples)
         if not self.training:
             return np.arange(self.shard_id, n, self.num_shards)
