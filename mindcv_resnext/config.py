@@ -1,0 +1,339 @@
+"""Recipes: YAML files with `_base_` inheritance, overridden by `--key value` flags, checked against one schema.
+
+Every setting is a flat key, named as MindCV names it where MindCV has the setting, so a MindCV ResNeXt recipe runs
+here unchanged. YAML values and command-line strings go through the same parser: types, ranges and choices are
+checked once, and an unknown key (in a file or on the command line) is an error that suggests the closest key.
+
+    config = resolve_config(["-c", "configs/resnext/resnext50_32x4d_cpu.yaml", "--batch_size", "16"])
+    config.batch_size, config.scale          # 16, (0.08, 1.0)
+    scaled = scale_learning_rate(config, world_size=8)   # lr for the global batch, by the recipe's rule
+"""
+import dataclasses
+import difflib
+import math
+import os
+
+import yaml
+
+TRUE_WORDS, FALSE_WORDS = ("true", "1", "yes", "y", "on"), ("false", "0", "no", "n", "off")
+NONE_WORDS = ("none", "null", "~", "")
+
+
+class ConfigError(ValueError):
+    """A recipe or flag that cannot be used: the message names the key and what it accepts."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Key:
+    name: str
+    kind: str                 # int, float, str, bool, ints, floats
+    default: object
+    help: str
+    choices: tuple = None
+    low: float = None         # inclusive bounds for numbers (and for each item of a list)
+    high: float = None
+    optional: bool = False    # None (YAML null, or "none" on the command line) is allowed
+    length: int = None        # required list length
+    only: tuple = None        # the values supported here (MindCV keys accepted but not varied)
+
+
+def _k(name, kind, default, help, **rules):
+    return Key(name, kind, default, help, **rules)
+
+
+SCHEMA = [
+    # system
+    _k("mode", "int", 0, "0: graph mode (compiled), 1: PyNative (for debugging)", choices=(0, 1)),
+    _k("device_target", "str", "CPU", "where to run", choices=("Ascend", "GPU", "CPU")),
+    _k("jit_level", "str", None, "graph compile level; O2 exists on Ascend only (CPU/GPU: O0 or O1)",
+       choices=("O0", "O1", "O2"), optional=True),
+    _k("distribute", "bool", False, "data-parallel run under msrun"),
+    _k("seed", "int", 42, "seed of weights, data order and augmentation", low=0),
+    _k("val_while_train", "bool", False, "validate during training"),
+    _k("val_interval", "int", 1, "validate every this many epochs", low=1),
+    _k("log_interval", "int", 100, "print a progress line every this many steps", low=1),
+    _k("num_parallel_workers", "int", 8, "data workers (capped at the CPU count)", low=1),
+    # data
+    _k("dataset", "str", "imagenet", "imagefolder (MindCV: imagenet), cifar10 or cifar100",
+       choices=("imagefolder", "imagenet", "cifar10", "cifar100")),
+    _k("data_dir", "str", "./", "dataset root"),
+    _k("train_split", "str", "train", "training split folder of an ImageFolder"),
+    _k("val_split", "str", "val", "validation split folder of an ImageFolder"),
+    _k("dataset_download", "bool", False, "download the dataset (not done here: give data_dir)", only=(False,)),
+    _k("shuffle", "bool", True, "shuffle training data every epoch", only=(True,)),
+    _k("num_samples", "int", None, "use at most this many samples of each split", low=1, optional=True),
+    _k("batch_size", "int", 128, "batch per device", low=1),
+    _k("drop_remainder", "bool", True, "drop the last partial training batch", only=(True,)),
+    _k("aug_repeats", "int", 0, "repeated augmentation (not supported: 0 or 1)", only=(0, 1)),
+    # augmentation
+    _k("image_resize", "int", 224, "training and eval crop size", low=1),
+    _k("scale", "floats", (0.08, 1.0), "random-resized-crop area range", length=2, low=0),
+    _k("ratio", "floats", (0.75, 1.333), "random-resized-crop aspect range", length=2, low=0),
+    _k("hflip", "float", 0.5, "horizontal flip probability", low=0, high=1),
+    _k("vflip", "float", 0.0, "vertical flip probability", low=0, high=1),
+    _k("color_jitter", "floats", (0.4,), "brightness/contrast/saturation(/hue) jitter: one value or 3-4",
+       low=0, optional=True),
+    _k("interpolation", "str", "bilinear", "resize interpolation", choices=("bilinear", "bicubic", "nearest",
+                                                                            "area")),
+    _k("auto_augment", "str", None, "autoaug, randaug-m{M}-n{N} or trivialaugwide", optional=True),
+    _k("re_prob", "float", 0.0, "random erasing probability", low=0, high=1),
+    _k("re_scale", "floats", (0.02, 0.33), "random erasing area range", length=2, low=0),
+    _k("re_ratio", "floats", (0.3, 3.3), "random erasing aspect range", length=2, low=0),
+    _k("re_value", "int", 0, "random erasing fill (0 = the mean colour)", only=(0,)),
+    _k("re_max_attempts", "int", 10, "random erasing attempts", low=1),
+    _k("mean", "floats", (0.485 * 255, 0.456 * 255, 0.406 * 255), "normalisation mean, 0-255 or [0, 1]",
+       length=3),
+    _k("std", "floats", (0.229 * 255, 0.224 * 255, 0.225 * 255), "normalisation std, 0-255 or [0, 1]", length=3,
+       low=0),
+    _k("crop_pct", "float", 0.875, "eval: crop / resize ratio", low=0.01, high=1),
+    _k("eval_resize", "int", None, "eval: short-side size before the centre crop (instead of crop_pct)", low=1,
+       optional=True),
+    _k("cifar_padding", "int", 4, "CIFAR training: padding before the random crop", low=0),
+    _k("mixup", "float", 0.0, "mixup Beta alpha (0: off)", low=0),
+    _k("cutmix", "float", 0.0, "cutmix Beta alpha (0: off)", low=0),
+    _k("cutmix_prob", "float", 1.0, "probability of mixing a batch when mixup/cutmix is on", low=0, high=1),
+    _k("mixup_switch_prob", "float", 0.5, "with both on: probability of cutmix", low=0, high=1),
+    # model
+    _k("model", "str", "resnext50_32x4d", "model name, resnext{depth}_{C}x{d}d"),
+    _k("num_classes", "int", None, "classes of the head (None: the dataset's)", low=1, optional=True),
+    _k("in_channels", "int", 3, "input channels", low=1),
+    _k("drop_rate", "float", 0.0, "dropout before the head", low=0, high=0.99, optional=True),
+    _k("drop_path_rate", "float", 0.0, "stochastic depth of the last block", low=0, high=0.99, optional=True),
+    _k("zero_init_last", "bool", False, "start each block's last BN gamma at 0"),
+    _k("stem_pool_pad", "str", "symmetric", "stem max-pool padding (same: MindCV's checkpoints)",
+       choices=("symmetric", "same")),
+    _k("pretrained", "bool", False, "download weights (not done here: give ckpt_path)", only=(False,)),
+    _k("ckpt_path", "str", "", "initialise from this checkpoint (fine-tuning: another head is re-made)"),
+    _k("freeze_backbone", "bool", False, "train the head only (linear probe)"),
+    _k("resume", "str", "", "continue a run: a checkpoint path, or auto for the newest in ckpt_save_dir"),
+    _k("amp_level", "str", "O0", "mixed precision level", choices=("O0", "O1", "O2", "O3")),
+    _k("keep_checkpoint_max", "int", 10, "old epoch checkpoints kept besides latest and best", low=0),
+    _k("ckpt_save_dir", "str", "./ckpt", "where checkpoints, the resolved config and the logs go"),
+    _k("ckpt_save_interval", "int", 1, "save every this many epochs", low=1),
+    _k("ckpt_save_policy", "str", "latest_k", "which old checkpoints to keep", choices=("latest_k", "top_k")),
+    _k("epoch_size", "int", 90, "epochs to train", low=1),
+    _k("dataset_sink_mode", "bool", True, "MindCV's sink mode; the loop here feeds batches itself"),
+    _k("ema", "bool", False, "keep an exponential moving average of the weights"),
+    _k("ema_decay", "float", 0.9999, "EMA decay per step", low=0, high=1),
+    _k("clip_grad", "bool", False, "clip gradients by global norm"),
+    _k("clip_value", "float", 15.0, "global-norm bound when clip_grad", low=0),
+    # optimizer
+    _k("opt", "str", "momentum", "optimizer", choices=("sgd", "momentum", "adamw")),
+    _k("momentum", "float", 0.9, "momentum (SGD) or beta1 (AdamW)", low=0, high=1),
+    _k("weight_decay", "float", 1e-4, "weight decay", low=0),
+    _k("filter_bias_and_bn", "bool", True, "no weight decay on BN parameters and biases"),
+    _k("use_nesterov", "bool", False, "Nesterov momentum"),
+    _k("eps", "float", 1e-8, "AdamW epsilon", low=0),
+    _k("loss_scale", "float", 1.0, "loss scale (1: none); the starting scale when dynamic", low=1),
+    _k("dynamic_loss_scale", "bool", False, "adapt the loss scale and skip overflowed steps"),
+    _k("gradient_accumulation_steps", "int", 1, "micro-batches per optimizer step", low=1),
+    _k("lr_base_batch", "int", None, "the global batch `lr` was tuned for (None: lr is used as given)", low=1,
+       optional=True),
+    _k("lr_scale", "str", "linear", "how lr follows the global batch", choices=("linear", "sqrt", "none")),
+    # scheduler
+    _k("scheduler", "str", "cosine_decay", "learning-rate schedule, per step",
+       choices=("constant", "cosine_decay", "warmup_cosine_decay", "step_decay", "multi_step_decay")),
+    _k("lr", "float", 0.1, "peak learning rate (for lr_base_batch)", low=0),
+    _k("min_lr", "float", 0.0, "floor of the cosine schedule", low=0),
+    _k("warmup_epochs", "float", 0, "linear warmup epochs", low=0),
+    _k("warmup_factor", "float", 0.0, "warmup starts at lr x this", low=0, high=1),
+    _k("decay_epochs", "int", None, "cosine: epochs of decay after warmup (None: to the end); step: period",
+       low=1, optional=True),
+    _k("decay_rate", "float", 0.1, "step schedules: lr factor at each step", low=0, high=1),
+    _k("multi_step_decay_milestones", "ints", (30, 60, 90), "multi_step_decay: epochs where lr x decay_rate",
+       low=1),
+    _k("lr_epoch_stair", "bool", False, "hold the lr for a whole epoch"),
+    _k("num_cycles", "int", 1, "cosine cycles", low=1, only=(1,)),
+    _k("cycle_decay", "float", 1.0, "peak decay per cosine cycle", only=(1.0,)),
+    # loss
+    _k("loss", "str", "CE", "cross-entropy (soft targets with mixup/cutmix)", choices=("CE",)),
+    _k("label_smoothing", "float", 0.0, "label smoothing", low=0, high=0.99),
+    _k("reduction", "str", "mean", "loss reduction", choices=("mean",)),
+]
+SCHEMA_BY_NAME = {key.name: key for key in SCHEMA}
+
+
+class Config(dict):
+    """The resolved settings: a dict with attribute access (config.lr)."""
+
+    def __getattr__(self, name):
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def to_yaml(self):
+        """Every key as YAML, loadable again as a recipe (the recipe path itself becomes a comment)."""
+        plain = {k: list(v) if isinstance(v, tuple) else v for k, v in self.items() if k in SCHEMA_BY_NAME}
+        return f"# resolved from {self.get('config') or 'defaults and flags'}\n" + yaml.safe_dump(plain, sort_keys=False)
+
+
+def _suggest(name):
+    close = difflib.get_close_matches(name, SCHEMA_BY_NAME, n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else "; see configs/README.md for the keys"
+
+
+def _scalar(key, value, source):
+    """One value of `key` (a YAML value or a command-line string), converted to the key's item type."""
+    kind = key.kind.rstrip("s") if key.kind in ("ints", "floats") else key.kind
+    text = value.strip() if isinstance(value, str) else value
+    try:
+        if kind == "bool":
+            if isinstance(text, bool):
+                return text
+            if isinstance(text, (int, str)) and str(text).lower() in TRUE_WORDS + FALSE_WORDS:
+                return str(text).lower() in TRUE_WORDS
+            raise ValueError
+        if kind == "int":
+            if isinstance(text, bool) or (isinstance(text, float) and not text.is_integer()):
+                raise ValueError
+            return int(float(text)) if isinstance(text, str) and "e" in text.lower() else int(text)
+        if kind == "float":
+            if isinstance(text, bool):
+                raise ValueError
+            return float(eval_product(text) if isinstance(text, str) else text)
+        return str(value)
+    except (TypeError, ValueError):
+        words = {"bool": "true/false/1/0/yes/no", "int": "a whole number", "float": "a number"}[kind]
+        raise ConfigError(f"{source}: {key.name} must be {words}, got {value!r}") from None
+
+
+def eval_product(text):
+    """A number, or a product like 0.485*255 (as MindCV writes mean/std in YAML); nothing else is evaluated."""
+    value = 1.0
+    for factor in text.split("*"):
+        value *= float(factor)
+    return value
+
+
+def parse_value(name, value, source="config"):
+    """Check and convert `value` for key `name`; `source` says where it came from, for the error message."""
+    key = SCHEMA_BY_NAME.get(name)
+    if key is None:
+        raise ConfigError(f"{source}: unknown key {name!r}{_suggest(name)}")
+    if value is None or (isinstance(value, str) and value.strip().lower() in NONE_WORDS and key.kind != "str"):
+        if key.optional:
+            return None
+        raise ConfigError(f"{source}: {name} needs a value")
+    if key.kind in ("ints", "floats"):
+        items = value if isinstance(value, (list, tuple)) else [value]
+        items = [part for item in items for part in (item.split(",") if isinstance(item, str) else [item])
+                 if not (isinstance(part, str) and not part.strip())]
+        parsed = tuple(_scalar(key, item, source) for item in items)
+        if key.length and len(parsed) != key.length:
+            raise ConfigError(f"{source}: {name} takes {key.length} values, got {len(parsed)}: {value!r}")
+        if name == "color_jitter" and len(parsed) not in (1, 3, 4):
+            raise ConfigError(f"{source}: color_jitter takes 1, 3 or 4 values, got {len(parsed)}")
+        checked = parsed
+    elif isinstance(value, (list, tuple)):
+        raise ConfigError(f"{source}: {name} takes one value, got {len(value)}: {value!r}")
+    else:
+        checked = (_scalar(key, value, source),)
+    for item in checked:
+        if key.choices is not None and item not in key.choices:
+            raise ConfigError(f"{source}: {name} must be one of {', '.join(map(str, key.choices))}, got {item!r}")
+        if key.low is not None and item < key.low or key.high is not None and item > key.high:
+            raise ConfigError(f"{source}: {name} must be in [{key.low if key.low is not None else '-inf'}, "
+                              f"{key.high if key.high is not None else 'inf'}], got {item}")
+    result = checked if key.kind in ("ints", "floats") else checked[0]
+    if key.only is not None and result not in key.only:
+        raise ConfigError(f"{source}: {name}={result!r} is not supported here ({key.help})")
+    return result
+
+
+def load_recipe(path, _chain=()):
+    """The flat key -> value dict of a YAML recipe, its `_base_` files (one or a list, relative to it) merged first."""
+    path = os.path.abspath(path)
+    if path in _chain:
+        raise ConfigError(f"recipe {path}: _base_ includes itself ({' -> '.join(_chain + (path,))})")
+    if not os.path.isfile(path):
+        raise ConfigError(f"recipe not found: {path}" + (f" (a _base_ of {_chain[-1]})" if _chain else ""))
+    try:
+        with open(path) as f:
+            data = yaml.safe_load(f) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"recipe {path} is not valid YAML: {str(err).splitlines()[0]}") from err
+    if not isinstance(data, dict):
+        raise ConfigError(f"recipe {path} must be a mapping of keys to values")
+    bases = data.pop("_base_", [])
+    merged = {}
+    for base in [bases] if isinstance(bases, str) else bases:
+        merged.update(load_recipe(os.path.join(os.path.dirname(path), base), _chain + (path,)))
+    for name, value in data.items():
+        merged[name] = (value, path)
+    return merged
+
+
+def parse_flags(argv):
+    """(recipe path or None, [(key, [values])]) from `-c PATH --key v1 [v2 ...] --flag ...`."""
+    recipe, flags, i = None, [], 0
+    while i < len(argv):
+        token = argv[i]
+        if token in ("-c", "--config"):
+            if i + 1 >= len(argv):
+                raise ConfigError(f"{token} needs a recipe path")
+            recipe, i = argv[i + 1], i + 2
+            continue
+        if not token.startswith("--") or token == "--":
+            raise ConfigError(f"unexpected argument {token!r}: settings are given as --key value")
+        name, _, inline = token[2:].partition("=")
+        values, i = ([inline] if inline else []), i + 1
+        while not inline and i < len(argv) and not argv[i].startswith("--") and argv[i] not in ("-c",):
+            values.append(argv[i])
+            i += 1
+        flags.append((name.replace("-", "_"), values))
+    return recipe, flags
+
+
+def resolve_config(argv=(), recipe=None):
+    """Defaults <- recipe (with its bases) <- command-line flags, every value checked. Returns a Config."""
+    flag_recipe, flags = parse_flags(list(argv))
+    recipe = flag_recipe or recipe
+    config = Config({key.name: key.default for key in SCHEMA})
+    if recipe:
+        for name, (value, path) in load_recipe(recipe).items():
+            config[name] = parse_value(name, value, f"recipe {path}")
+        config["config"] = os.path.abspath(recipe)
+    else:
+        config["config"] = None
+    for name, values in flags:
+        key = SCHEMA_BY_NAME.get(name)
+        if key is None:
+            raise ConfigError(f"unknown flag --{name}{_suggest(name)}")
+        if not values:
+            if key.kind != "bool":
+                raise ConfigError(f"--{name} needs a value")
+            values = ["true"]
+        config[name] = parse_value(name, values if key.kind in ("ints", "floats") else
+                                   (values[0] if len(values) == 1 else values), f"--{name}")
+    check_consistency(config)
+    return config
+
+
+def check_consistency(config):
+    """Rules between keys."""
+    if config.min_lr > config.lr:
+        raise ConfigError(f"min_lr ({config.min_lr}) is above lr ({config.lr})")
+    if config.scale[0] > config.scale[1] or config.ratio[0] > config.ratio[1]:
+        raise ConfigError(f"scale and ratio are ranges low, high: got scale {config.scale}, ratio {config.ratio}")
+    if config.warmup_epochs >= config.epoch_size and config.scheduler != "constant":
+        raise ConfigError(f"warmup_epochs ({config.warmup_epochs}) must be below epoch_size ({config.epoch_size})")
+    if config.jit_level == "O2" and config.device_target != "Ascend":
+        raise ConfigError(f"jit_level O2 exists on Ascend only; on {config.device_target} use O0 or O1")
+    if config.resume and config.ckpt_path:
+        raise ConfigError("give resume (continue a run) or ckpt_path (start from weights), not both")
+
+
+def scale_learning_rate(config, world_size=1):
+    """The lr for this run's global batch (batch_size x devices x accumulation) by the recipe's rule.
+
+    Returns (lr, global_batch, factor). Without lr_base_batch, or with lr_scale none, the lr is used as given.
+    """
+    global_batch = config.batch_size * world_size * config.gradient_accumulation_steps
+    if config.lr_base_batch is None or config.lr_scale == "none":
+        factor = 1.0
+    elif config.lr_scale == "linear":
+        factor = global_batch / config.lr_base_batch
+    else:
+        factor = math.sqrt(global_batch / config.lr_base_batch)
+    return config.lr * factor, global_batch, factor
