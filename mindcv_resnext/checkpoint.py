@@ -4,6 +4,7 @@ MindSpore's `load_param_into_net` skips a parameter that the file lacks without 
 `strict_load=True`, so a typo'd or foreign checkpoint leaves random weights behind in silence. Here every parameter of
 the network must be in the file with the same shape, or nothing is loaded and the error names what does not fit.
 """
+import json
 import os
 
 import mindspore as ms
@@ -32,11 +33,24 @@ def read_checkpoint(path):
 def check_fit(network, state):
     """Names of network parameters absent from `state`, names whose shapes differ, and names the network lacks."""
     wanted = network.parameters_dict()
+    state = {name: value for name, value in state.items() if hasattr(value, "shape")}
     missing = [name for name in wanted if name not in state]
     mismatched = [(name, _shape(state[name]), _shape(param)) for name, param in wanted.items()
                   if name in state and _shape(state[name]) != _shape(param)]
     unexpected = [name for name in state if name not in wanted]
     return missing, mismatched, unexpected
+
+
+def _misfit_message(path, missing, mismatched):
+    problems = []
+    if missing:
+        problems.append(f"{len(missing)} parameter(s) missing from the file (first: {', '.join(missing[:3])})")
+    if mismatched:
+        name, got, want = mismatched[0]
+        problems.append(f"{len(mismatched)} parameter(s) with the wrong shape (first: {name} is {got} in the "
+                        f"file, {want} in the network)")
+    return (f"checkpoint {path} does not fit the network: {'; '.join(problems)}. "
+            "Check the model name and its options (num_classes, in_channels) against the file.")
 
 
 def load_weights(network, path, log=print):
@@ -46,19 +60,94 @@ def load_weights(network, path, log=print):
     feature extractor) are left out and counted in one line. Returns the names that were left out.
     """
     state = read_checkpoint(path)
-    missing, mismatched, unexpected = check_fit(network, state)
-    if missing or mismatched:
-        problems = []
-        if missing:
-            problems.append(f"{len(missing)} parameter(s) missing from the file (first: {', '.join(missing[:3])})")
-        if mismatched:
-            name, got, want = mismatched[0]
-            problems.append(f"{len(mismatched)} parameter(s) with the wrong shape (first: {name} is {got} in the "
-                            f"file, {want} in the network)")
-        raise CheckpointError(f"checkpoint {path} does not fit the network: {'; '.join(problems)}. "
-                              "Check the model name and its options (num_classes, in_channels) against the file.")
-    ms.load_param_into_net(network, {name: state[name] for name in network.parameters_dict()}, strict_load=True)
+    load_state(network, state, path)
+    unexpected = [name for name in check_fit(network, state)[2] if name != "meta"]
     if unexpected:
         log(f"checkpoint {path}: left out {len(unexpected)} entries the network does not have "
             f"(first: {', '.join(unexpected[:3])})")
     return unexpected
+
+
+# --- self-describing training checkpoints -----------------------------------------------------------------------
+
+FORMAT = "mindcv_resnext/1"
+HEAD_PREFIX = "classifier."
+
+
+def save_checkpoint(path, network, meta, extra_state=None):
+    """Write network parameters, `extra_state` (name -> Parameter: optimizer, EMA, loss scaler) and `meta` (a JSON
+    string: model, classes, eval transform, epoch, ...) to `path` atomically: a temporary file in the same folder,
+    then a rename, so a kill at any moment leaves the previous file intact."""
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    entries = [{"name": name, "data": param} for name, param in network.parameters_and_names()]
+    entries += [{"name": name, "data": param} for name, param in (extra_state or {}).items()]
+    temporary = os.path.join(folder, f".{os.path.basename(path)}.{os.getpid()}.tmp.ckpt")
+    try:
+        ms.save_checkpoint(entries, temporary, append_dict={"meta": json.dumps(dict(meta, format=FORMAT))})
+        os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+
+
+def checkpoint_meta(state):
+    """The metadata dict of a checkpoint read by read_checkpoint ({} for a plain MindSpore/MindCV checkpoint)."""
+    meta = state.get("meta")
+    return json.loads(meta) if isinstance(meta, str) else {}
+
+
+def load_weights_for_finetuning(network, path, log=print):
+    """Load every parameter but a head of another size; any other missing or mis-shaped parameter is an error.
+
+    Returns the names of the head parameters that were skipped (and so keep their fresh initialisation).
+    """
+    state = read_checkpoint(path)
+    missing, mismatched, _ = check_fit(network, state)
+    head = [name for name in missing if name.startswith(HEAD_PREFIX)]
+    head += [name for name, _, _ in mismatched if name.startswith(HEAD_PREFIX)]
+    if head:
+        for name, got, want in mismatched:
+            if name.startswith(HEAD_PREFIX):
+                log(f"fine-tuning: skipped {name} from {path}: shape {got} in the file, {want} in the network "
+                    "(a new head for this number of classes is trained from scratch)")
+        state = {name: value for name, value in state.items() if name not in head}
+        fresh = {name: param for name, param in network.parameters_dict().items() if name in head}
+        state.update(fresh)  # the network's own freshly initialised head stands in for the skipped one
+    load_state(network, state, path)
+    return head
+
+
+def load_state(network, state, path):
+    """Load the network's parameters from `state` after checking that every one is there with its shape."""
+    missing, mismatched, _ = check_fit(network, state)
+    if missing or mismatched:
+        raise CheckpointError(_misfit_message(path, missing, mismatched))
+    wanted = network.parameters_dict()
+    ms.load_param_into_net(network, {name: state[name] if state[name].dtype == param.dtype else  # fp16 files
+                                     ms.Parameter(ms.Tensor(state[name].asnumpy(), param.dtype), name=name)
+                                     for name, param in wanted.items()}, strict_load=True)
+
+
+def load_training_state(path, network, extra_state, log=print):
+    """Resume: network parameters, then every training-state parameter (optimizer, EMA, loss scaler) the run has.
+
+    Returns the checkpoint's metadata. A training-state entry missing from the file is an error: resuming without
+    it would silently change the run (for example restart the learning-rate schedule).
+    """
+    state = read_checkpoint(path)
+    meta = checkpoint_meta(state)
+    if meta.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is not a training checkpoint of this project (no resume state); "
+                              "use --ckpt_path to start from its weights instead")
+    load_state(network, state, path)
+    missing = [name for name in extra_state if name not in state]
+    if missing:
+        raise CheckpointError(f"{path} lacks training state this run needs ({', '.join(missing[:3])}): "
+                              "was it saved with other optimizer, EMA or loss-scale settings?")
+    for name, param in extra_state.items():
+        if tuple(state[name].shape) != tuple(param.shape):
+            raise CheckpointError(f"{path}: {name} is {tuple(state[name].shape)} in the file, {tuple(param.shape)} "
+                                  "in this run")
+        param.set_data(ms.Tensor(state[name].asnumpy(), param.dtype))
+    return meta

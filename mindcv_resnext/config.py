@@ -211,6 +211,8 @@ def parse_value(name, value, source="config"):
     key = SCHEMA_BY_NAME.get(name)
     if key is None:
         raise ConfigError(f"{source}: unknown key {name!r}{_suggest(name)}")
+    if isinstance(value, (list, tuple)) and len(value) == 1 and isinstance(value[0], str):
+        value = value[0]  # one command-line word for a list key: "none", "0.4" or "0.08,1.0"
     if value is None or (isinstance(value, str) and value.strip().lower() in NONE_WORDS and key.kind != "str"):
         if key.optional:
             return None
@@ -285,11 +287,14 @@ def parse_flags(argv):
     return recipe, flags
 
 
-def resolve_config(argv=(), recipe=None):
-    """Defaults <- recipe (with its bases) <- command-line flags, every value checked. Returns a Config."""
+def resolve_config(argv=(), recipe=None, base=None):
+    """Defaults <- `base` (a saved config) <- recipe (with its bases) <- command-line flags, every value checked."""
     flag_recipe, flags = parse_flags(list(argv))
     recipe = flag_recipe or recipe
     config = Config({key.name: key.default for key in SCHEMA})
+    for name, value in (base or {}).items():
+        if name in SCHEMA_BY_NAME:
+            config[name] = parse_value(name, value, "saved config")
     if recipe:
         for name, (value, path) in load_recipe(recipe).items():
             config[name] = parse_value(name, value, f"recipe {path}")
@@ -337,3 +342,13 @@ def scale_learning_rate(config, world_size=1):
     else:
         factor = math.sqrt(global_batch / config.lr_base_batch)
     return config.lr * factor, global_batch, factor
+
+
+def help_text():
+    """Every key with its default and meaning, for --help."""
+    lines = ["usage: python train.py -c RECIPE.yaml [--key value ...]   (lists: --scale 0.08 1.0 or 0.08,1.0)", ""]
+    for key in SCHEMA:
+        default = list(key.default) if isinstance(key.default, tuple) else key.default
+        choices = f" {{{', '.join(map(str, key.choices))}}}" if key.choices else ""
+        lines.append(f"  --{key.name} ({key.kind}{choices}, default {default}): {key.help}")
+    return "\n".join(lines)

@@ -93,6 +93,11 @@ def test_boolean_words(word, value):
     assert resolve_config(["--val_while_train", word]).val_while_train is value
 
 
+def test_none_clears_an_optional_list():
+    assert resolve_config(["--color_jitter", "none"]).color_jitter is None
+    assert resolve_config(["--color_jitter", "0.1", "0.2", "0.3"]).color_jitter == (0.1, 0.2, 0.3)
+
+
 def test_a_bare_boolean_flag_means_true():
     assert resolve_config(["--ema", "--seed", "3"]).ema is True
 

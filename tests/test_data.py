@@ -240,7 +240,7 @@ def test_loader_gives_soft_targets_when_mixing(folder):
 
 # --- sharding and order ----------------------------------------------------------------------------------------------
 
-def test_training_shards_are_disjoint_equal_and_cover_the_set(folder):
+def test_training_shards_are_equal_and_cover_the_set_with_minimal_padding(folder):
     samples = load_samples("imagefolder", folder, "train", num_samples=23)
     shards = [ImageLoader(samples, small_settings(), 4, True, num_shards=3, shard_id=r, seed=7) for r in range(3)]
     orders = [s.shard_order(2) for s in shards]
@@ -282,6 +282,39 @@ def test_is_complete_image_rejects_every_truncation():
     assert not is_complete_image(b"GIF89a" + b"\0" * 100)
 
 
+def encoded(image, fmt, **options):
+    buffer = io.BytesIO()
+    image.save(buffer, fmt, **options)
+    return buffer.getvalue()
+
+
+def test_is_complete_image_accepts_the_jpeg_variants_decoders_accept():
+    pixels = np.random.default_rng(3).integers(0, 256, (24, 32, 3), dtype=np.uint8)
+    rgb = Image.fromarray(pixels)
+    exif = Image.Exif()
+    exif[0x010F] = "camera"
+    variants = [encoded(rgb, "JPEG", progressive=True), encoded(rgb, "JPEG", exif=exif.tobytes()),
+                encoded(rgb.convert("CMYK"), "JPEG"), encoded(rgb.convert("L"), "JPEG")]
+    plain = encoded(rgb, "JPEG")
+    variants.append(plain[:20] + b"\0\0" + plain[20:])  # stray bytes after APP0: libjpeg warns and decodes
+    for data in variants:
+        Image.open(io.BytesIO(data)).load()
+        assert is_complete_image(data)
+
+
+def test_truncated_bmp_with_no_declared_size_is_rejected():
+    data = bytearray(encoded(Image.new("RGB", (20, 10)), "BMP"))
+    data[2:6] = bytes(4)  # some writers leave the file size at 0
+    assert is_complete_image(bytes(data)) and not is_complete_image(bytes(data[:100]))
+
+
+def test_more_shards_than_samples_still_gives_every_shard_a_sample(folder):
+    samples = load_samples("imagefolder", folder, "train", num_samples=1)
+    orders = [ImageLoader(samples, small_settings(), 1, True, num_shards=4, shard_id=r).shard_order(0)
+              for r in range(4)]
+    assert [o.tolist() for o in orders] == [[0], [0], [0], [0]]
+
+
 CORRUPT_RUN = """
 import sys
 from mindcv_resnext.data import create_loader, TransformSettings
@@ -309,7 +342,9 @@ def test_corrupt_images_are_skipped_named_and_counted_without_ending_the_run(fol
     assert len(warning) == 1 and "skipped 3 unreadable image(s)" in warning[0]
     for name in ("header_cut.jpg", "garbage.jpg", "empty.png"):
         assert name in warning[0]
-    assert "images 8 skipped 3" in result.stdout  # 12 readable images -> 9 decoded (3 dropped of 12) -> 2 full batches
+    # 12 files, 3 unreadable: 2 full batches and 1 image; the third batch is topped up so that every rank of a
+    # data-parallel run still takes len(loader) = 3 steps.
+    assert "images 12 skipped 3" in result.stdout
 
 
 def test_check_dataset_lists_classes_counts_and_unreadable_files(folder, tmp_path):

@@ -13,8 +13,11 @@ def _jpeg_is_complete(data):
     """Segments up to the first scan fit the file, a frame header with a real size comes first, and EOI follows."""
     pos, size_known = 2, False
     while pos + 4 <= len(data):
-        if data[pos] != 0xFF:
-            return False
+        if data[pos] != 0xFF:  # stray bytes between segments: libjpeg skips them with a warning, and so do we
+            pos = data.find(b"\xff", pos)
+            if pos < 0:
+                return False
+            continue
         marker = data[pos + 1]
         if marker == 0xFF:  # fill byte
             pos += 1
@@ -56,6 +59,19 @@ def is_complete_image(data):
         return _jpeg_is_complete(data)
     if data[:8] == PNG_SIGNATURE:
         return _png_is_complete(data)
-    if data[:2] == b"BM" and len(data) >= 26:
-        return int.from_bytes(data[2:6], "little") <= len(data)
+    if data[:2] == b"BM" and len(data) >= 34:
+        return _bmp_is_complete(data)
     return False
+
+
+def _bmp_is_complete(data):
+    """The declared file size fits, and for uncompressed pixels the pixel array fits too (the size may be 0)."""
+    declared, offset = int.from_bytes(data[2:6], "little"), int.from_bytes(data[10:14], "little")
+    width = int.from_bytes(data[18:22], "little", signed=True)
+    height = abs(int.from_bytes(data[22:26], "little", signed=True))
+    bits, compression = int.from_bytes(data[28:30], "little"), int.from_bytes(data[30:34], "little")
+    if declared > len(data) or width <= 0 or height == 0:
+        return False
+    if compression in (0, 3):  # BI_RGB, BI_BITFIELDS: rows padded to 4 bytes
+        return offset + (bits * width + 31) // 32 * 4 * height <= len(data)
+    return declared > 0

@@ -95,11 +95,13 @@ class ImageLoader:
         if not self.training:
             return np.arange(self.shard_id, n, self.num_shards)
         order = np.random.default_rng([self.seed, epoch]).permutation(n)
-        padded = np.concatenate([order, order[:self.num_shards * math.ceil(n / self.num_shards) - n]])
+        padded = np.resize(order, self.num_shards * math.ceil(n / self.num_shards))  # repeats from the start
         return padded[self.shard_id::self.num_shards]
 
     def pipeline(self, order, epoch):
-        ds.config.set_seed((self.seed * 100003 + epoch) % 2 ** 32)  # augmentation randomness per (seed, epoch)
+        # Augmentation randomness per (seed, epoch, shard). MindSpore's set_seed also reseeds Python's `random` and
+        # numpy's global generator; nothing here draws from those.
+        ds.config.set_seed(int(np.random.SeedSequence([self.seed, epoch, self.shard_id]).generate_state(1)[0]))
         ds.config.set_error_samples_mode(ds.config.ErrorSamplesMode.SKIP)
         image_ops = (train_image_ops if self.training else eval_image_ops)(self.settings, self.samples.encoded)
         data = ds.GeneratorDataset(_Reader(self.samples, order), ["image", "label", "index"], shuffle=False,
@@ -107,19 +109,32 @@ class ImageLoader:
         data = data.map(image_ops, input_columns="image", num_parallel_workers=self.num_workers)
         return data.batch(self.batch_size, drop_remainder=False)
 
+    def _finish(self, images, labels, rng):
+        if self.training and self.settings.mixes:
+            return mix_batch(images, labels, self.settings, self.num_classes, rng)
+        return images, labels
+
     def epoch(self, epoch):
         """Yield (images float32 (N, 3, H, W), labels) for `epoch`; report unreadable files when it ends."""
         order = self.shard_order(epoch)
-        rng = np.random.default_rng([self.seed, epoch, 1])
-        seen = []
+        rng = np.random.default_rng([self.seed, epoch, self.shard_id, 1])
+        seen, full_batches, partial, last = [], 0, None, None
         for images, labels, indices in self.pipeline(order, epoch).create_tuple_iterator(output_numpy=True,
                                                                                           num_epochs=1):
             seen.append(indices)
             if self.training and len(labels) < self.batch_size:
-                continue  # a partial batch would recompile the graph: dropped, as drop_remainder would
-            if self.training and self.settings.mixes:
-                images, labels = mix_batch(images, labels, self.settings, self.num_classes, rng)
-            yield images, labels
+                partial = (images, labels)  # a partial batch would recompile the graph: held back
+                continue
+            last, full_batches = (images, labels), full_batches + 1
+            yield self._finish(images, labels, rng)
+        # Unreadable files can leave fewer full batches than len(self); every rank must take the same number of
+        # steps, so the missing ones are made from the held-back partial batch topped up with the last full one.
+        while self.training and full_batches < len(self) and (partial or last):
+            parts = [p for p in (partial, last) if p is not None]
+            images = np.concatenate([p[0] for p in parts])[:self.batch_size]
+            labels = np.concatenate([p[1] for p in parts])[:self.batch_size]
+            partial, full_batches = None, full_batches + 1
+            yield self._finish(images, labels, rng)
         dropped = np.setdiff1d(order, np.concatenate(seen) if seen else [])
         if len(dropped):
             files = [self.samples.describe(i) for i in dropped]

@@ -109,7 +109,8 @@ def _cifar_dir(data_dir, dataset):
     for folder in (data_dir, *(os.path.join(data_dir, name) for name in CIFAR_FILES[dataset][5])):
         names = set(os.listdir(folder)) if os.path.isdir(folder) else set()
         first_train = CIFAR_FILES[dataset][0][0]
-        if first_train in names or first_train + ".bin" in names:
+        if any(os.path.isfile(os.path.join(folder, name)) for name in (first_train, first_train + ".bin")
+               if name in names):
             return folder
     if not os.path.isdir(data_dir):
         raise DataError(f"data_dir not found: {data_dir} (expected the {dataset.upper()} binary or python files)")
@@ -132,7 +133,7 @@ def _read_cifar_python(path, label_key):
             batch = pickle.load(f, encoding="bytes")
         images = np.asarray(batch[b"data"], np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
         return images, np.asarray(batch[label_key], np.int32)
-    except (pickle.UnpicklingError, EOFError, KeyError, ValueError, TypeError) as err:
+    except Exception as err:  # unpickling a damaged file can raise nearly anything
         raise DataError(f"{path} is not a CIFAR python batch ({type(err).__name__}: {err})") from err
 
 
@@ -143,8 +144,11 @@ def _cifar_class_names(folder, dataset, num_classes):
         with open(text_path) as f:
             names = [line.strip() for line in f if line.strip()]
     elif os.path.isfile(pickle_path):
-        with open(pickle_path, "rb") as f:
-            names = [n.decode() for n in pickle.load(f, encoding="bytes")[key]]
+        try:
+            with open(pickle_path, "rb") as f:
+                names = [n.decode() for n in pickle.load(f, encoding="bytes")[key]]
+        except Exception:  # damaged metadata: fall back to numbered class names
+            names = []
     else:
         names = []
     return names if len(names) == num_classes else [str(i) for i in range(num_classes)]

@@ -23,7 +23,8 @@ class TransformSettings:
     ratio: tuple = (0.75, 1.333)            # random-resized-crop aspect range
     hflip: float = 0.5                      # probability of a horizontal flip
     vflip: float = 0.0
-    color_jitter: object = None             # float (brightness = contrast = saturation) or [b, c, s(, hue)]
+    color_jitter: object = None             # float (brightness = contrast = saturation) or [b, c, s(, hue)];
+                                            # not applied when auto_augment is set (as timm)
     interpolation: str = "bilinear"         # bilinear or bicubic (Pillow's): published weights differ by ~0.3 on it
     auto_augment: str = None                # "autoaug", "randaug-m{M}-n{N}", "trivialaugwide"
     re_prob: float = 0.0                    # random erasing probability (after normalisation, erased to 0)
@@ -59,6 +60,8 @@ class TransformSettings:
         for key in ("mean", "std"):
             if len(getattr(self, key)) != 3:
                 raise ValueError(f"{key} must list 3 values (R, G, B), got {getattr(self, key)}")
+        if self.auto_augment:
+            auto_augment_op(self.auto_augment, vision.Inter.BILINEAR)  # an unknown policy fails here, not later
         if self.mixup < 0 or self.cutmix < 0:
             raise ValueError(f"mixup and cutmix are Beta alphas >= 0, got {self.mixup}, {self.cutmix}")
 
@@ -96,7 +99,7 @@ def auto_augment_op(policy, interpolation):
         parts = dict((p[0], int(p[1:])) for p in match.group(1).split("-") if p)
         return vision.RandAugment(num_ops=parts.get("n", 2), magnitude=parts.get("m", 9), interpolation=interpolation)
     raise ValueError(f"auto_augment {policy!r} is not known: use autoaug, randaug-m9-n2 (magnitude, ops) or "
-                     "trivialaugwide")
+                     "trivialaugwide (MindSpore's RandAugment has no mstd/inc variants)")
 
 
 def train_image_ops(settings, encoded):
@@ -114,7 +117,7 @@ def train_image_ops(settings, encoded):
     if settings.auto_augment:  # the augment ops take OpenCV's interpolations only, not Pillow's cubic
         ops.append(auto_augment_op(settings.auto_augment,
                                    vision.Inter.BICUBIC if settings.interpolation == "bicubic" else inter))
-    if settings.color_jitter:
+    if settings.color_jitter and not settings.auto_augment:  # as timm: the augment policy replaces the jitter
         jitter = settings.color_jitter
         jitter = [float(jitter)] * 3 if np.isscalar(jitter) else [float(j) for j in jitter]
         ranges = [(max(0.0, 1 - j), 1 + j) for j in jitter[:3]]

@@ -1,0 +1,98 @@
+"""One training step, compiled in graph mode: forward, loss scaling, gradient accumulation, all-reduce, clipping,
+the optimizer update (skipped when a gradient overflowed), and the EMA of the weights.
+
+Loss scaling uses `amp.DynamicLossScaler` / `amp.StaticLossScaler` with `amp.all_finite`, which run on every backend
+(MindSpore's `TrainOneStepWithLossScaleCell` needs an NPU-only op and fails on CPU).
+"""
+import mindspore as ms
+from mindspore import amp, ops
+
+
+def clone_parameters(params, prefix, zeros=False):
+    """Parameters holding a copy of `params` (or zeros of their shape), named prefix.name, not trainable."""
+    return ms.ParameterTuple(ms.Parameter(ops.zeros_like(p) if zeros else p.value().copy(), name=f"{prefix}.{p.name}",
+                                          requires_grad=False) for p in params)
+
+
+class TrainStep:
+    """`loss, finite = step(images, labels)`; call `network.set_train(True)` first.
+
+    With `accumulation_steps` k, the optimizer steps on the k-th call with the mean gradient of the k micro-batches;
+    the other calls only accumulate (and return finite=True). `finite` is False for a skipped (overflowed) step.
+    """
+
+    def __init__(self, network, loss_fn, optimizer, loss_scale=1.0, dynamic_loss_scale=False, clip_norm=None,
+                 accumulation_steps=1, ema_decay=None, grad_reducer=None):
+        self.network, self.optimizer = network, optimizer
+        self.accumulation_steps, self.micro_step = accumulation_steps, 0
+        self.scaler = (amp.DynamicLossScaler(loss_scale, 2, 1000) if dynamic_loss_scale
+                       else amp.StaticLossScaler(loss_scale))
+        self.ema_decay = ema_decay
+        self.ema_sources = ms.ParameterTuple(network.get_parameters()) if ema_decay else None
+        self.ema = clone_parameters(self.ema_sources, "ema") if ema_decay else None
+        params = optimizer.parameters
+        self.accumulated = clone_parameters(params, "accum", zeros=True) if accumulation_steps > 1 else None
+        scaler, dynamic, k = self.scaler, dynamic_loss_scale, accumulation_steps
+        accumulated, ema, sources = self.accumulated, self.ema, self.ema_sources
+
+        def forward(images, labels):
+            return scaler.scale(loss_fn(network(images), labels))
+
+        grad_fn = ms.value_and_grad(forward, None, params)
+
+        @ms.jit
+        def accumulate(images, labels):
+            scaled_loss, grads = grad_fn(images, labels)
+            for buffer, grad in zip(accumulated, grads):
+                ops.assign_add(buffer, grad)
+            return scaler.unscale(scaled_loss)
+
+        @ms.jit
+        def apply(images, labels):
+            scaled_loss, grads = grad_fn(images, labels)
+            if k > 1:
+                grads = tuple((buffer + grad) / k for buffer, grad in zip(accumulated, grads))
+                for buffer in accumulated:
+                    ops.assign(buffer, ops.zeros_like(buffer))
+            if grad_reducer is not None:
+                grads = grad_reducer(grads)
+            grads = scaler.unscale(grads)
+            finite = amp.all_finite(grads)
+            if dynamic:
+                scaler.adjust(finite)
+            if clip_norm is not None:
+                grads = ops.clip_by_global_norm(grads, clip_norm)
+            if finite:
+                optimizer(grads)
+            if ema_decay:
+                for average, source in zip(ema, sources):
+                    ops.assign(average, average * ema_decay + source * (1 - ema_decay))
+            return scaler.unscale(scaled_loss), finite
+
+        self._accumulate, self._apply = accumulate, apply
+
+    def __call__(self, images, labels):
+        self.micro_step += 1
+        if self.micro_step % self.accumulation_steps:
+            return self._accumulate(images, labels), ms.Tensor(True)
+        return self._apply(images, labels)
+
+    def state(self):
+        """Parameters a resumed run needs besides the network: optimizer, loss scaler, EMA, accumulation buffers."""
+        state = {f"opt.{name}": p for name, p in self.optimizer.parameters_and_names()
+                 if p.name not in {q.name for q in self.optimizer.parameters} and not name.startswith("learning_rate")}
+        if isinstance(self.scaler, amp.DynamicLossScaler):
+            state.update({"scaler.scale_value": self.scaler.scale_value, "scaler.counter": self.scaler.counter})
+        for group in (self.ema, self.accumulated):
+            state.update({p.name: p for p in group or ()})
+        return state
+
+
+def cast_network(network, amp_level):
+    """Mixed precision O1-O3 (fp16 compute); O0 keeps fp32. The loss is always computed in fp32."""
+    if amp_level != "O0":
+        network = amp.auto_mixed_precision(network, amp_level)
+    return network
+
+
+__all__ = ["TrainStep", "cast_network", "clone_parameters"]

@@ -1,0 +1,269 @@
+"""The training engine: schedules, loss, optimizer groups, the compiled step, and whole runs (checkpoints, resume,
+fine-tuning, validate.py) on a tiny model and generated images."""
+import json
+import math
+import os
+
+import mindspore as ms
+import numpy as np
+import pytest
+from mindspore import nn
+
+from conftest import random_images
+from mindcv_resnext.checkpoint import CheckpointError, checkpoint_meta, read_checkpoint, save_checkpoint
+from mindcv_resnext.commands import run_guarded, validate_command
+from mindcv_resnext.config import resolve_config
+from mindcv_resnext.engine.loss import CrossEntropy
+from mindcv_resnext.engine.optim import create_optimizer, parameter_groups
+from mindcv_resnext.engine.schedule import learning_rates
+from mindcv_resnext.engine.step import TrainStep
+from mindcv_resnext.engine.trainer import train
+from test_data import write_image
+
+# --- schedules ---------------------------------------------------------------------------------------------------
+
+
+def test_cosine_with_warmup_follows_its_closed_form():
+    rates = learning_rates("cosine_decay", 0.4, steps_per_epoch=10, epochs=5, min_lr=0.01, warmup_epochs=1,
+                           warmup_factor=0.1)
+    assert len(rates) == 50
+    for step in range(10):
+        assert rates[step] == pytest.approx(0.4 * (0.1 + 0.9 * step / 10))
+    for step in range(10, 50):
+        assert rates[step] == pytest.approx(0.01 + 0.39 * 0.5 * (1 + math.cos(math.pi * (step - 10) / 40)))
+
+
+def test_step_multistep_constant_and_stair_schedules():
+    step = learning_rates("step_decay", 1.0, 4, 9, decay_epochs=3, decay_rate=0.5)
+    assert step[0] == 1.0 and step[12] == 0.5 and step[24] == 0.25 and step[35] == 0.25
+    multi = learning_rates("multi_step_decay", 0.1, 2, 8, milestones=(3, 6), decay_rate=0.1)
+    np.testing.assert_allclose(multi[[0, 5, 6, 11, 12, 15]], [0.1, 0.1, 0.01, 0.01, 0.001, 0.001], rtol=1e-6)
+    assert (learning_rates("constant", 0.3, 3, 2) == np.float32(0.3)).all()
+    stair = learning_rates("cosine_decay", 1.0, 5, 4, epoch_stair=True)
+    assert len(set(stair[5:10])) == 1 and stair[5] < stair[4]
+
+
+# --- loss and optimizer groups -------------------------------------------------------------------------------------
+
+def test_cross_entropy_with_label_smoothing_and_soft_targets():
+    logits = np.random.default_rng(0).standard_normal((4, 5)).astype(np.float32)
+    labels = np.array([0, 3, 4, 1], np.int32)
+    log_p = logits - np.log(np.exp(logits).sum(1, keepdims=True))
+    targets = np.full((4, 5), 0.02, np.float32)
+    targets[np.arange(4), labels] = 0.92
+    expected = -(targets * log_p).sum(1).mean()
+    loss = CrossEntropy(5, label_smoothing=0.1)
+    assert float(loss(ms.Tensor(logits), ms.Tensor(labels)).asnumpy()) == pytest.approx(expected, rel=1e-5)
+    assert float(loss(ms.Tensor(logits), ms.Tensor(targets)).asnumpy()) == pytest.approx(expected, rel=1e-5)
+
+
+def test_no_weight_decay_on_bn_and_bias(cifar_net):
+    groups = parameter_groups(cifar_net.trainable_params(), 1e-4)
+    decayed = {p.name for p in groups[0]["params"]}
+    assert "layer1.0.conv2.weight" in decayed and "classifier.weight" in decayed
+    assert not any(n.endswith(("gamma", "beta", "bias")) for n in decayed)
+    assert {p.name for p in groups[1]["params"]} >= {"bn1.gamma", "classifier.bias"} and groups[1]["weight_decay"] == 0
+
+
+# --- the compiled step --------------------------------------------------------------------------------------------
+
+def dense_net(seed=0):
+    ms.set_seed(seed)
+    return nn.SequentialCell([nn.Dense(6, 8), nn.ReLU(), nn.Dense(8, 3)])
+
+
+def plain_step(net, lr=0.1, **options):
+    optimizer = create_optimizer(net.trainable_params(), "momentum", lr, momentum=0.0, filter_bias_and_bn=False)
+    return TrainStep(net, CrossEntropy(3), optimizer, **options), optimizer
+
+
+def weights(net):
+    return np.concatenate([p.asnumpy().ravel() for p in net.trainable_params()])
+
+
+def test_loss_goes_down_on_a_small_set():
+    ms.set_seed(0)
+    from mindcv_resnext import create_model
+    net = create_model("resnext11_2x16d", num_classes=3)
+    optimizer = create_optimizer(net.trainable_params(), "momentum", 0.05, 0.9)
+    step = TrainStep(net, CrossEntropy(3), optimizer)
+    net.set_train(True)
+    images, labels = random_images((12, 3, 16, 16)), ms.Tensor(np.arange(12) % 3, ms.int32)
+    losses = [float(step(images, labels)[0].asnumpy()) for _ in range(8)]
+    assert losses[-1] < 0.5 * losses[0]
+
+
+def test_gradient_accumulation_equals_one_step_on_the_whole_batch():
+    x = np.random.default_rng(1).standard_normal((8, 6)).astype(np.float32)
+    y = np.array([0, 1, 2, 0, 1, 2, 0, 1], np.int32)
+    whole, _ = plain_step(whole_net := dense_net())
+    whole(ms.Tensor(x), ms.Tensor(y))
+    halves, _ = plain_step(halves_net := dense_net(), accumulation_steps=2)
+    _, finite = halves(ms.Tensor(x[:4]), ms.Tensor(y[:4]))
+    assert np.array_equal(weights(halves_net), weights(dense_net()))  # nothing applied after the first half
+    halves(ms.Tensor(x[4:]), ms.Tensor(y[4:]))
+    np.testing.assert_allclose(weights(halves_net), weights(whole_net), rtol=1e-5, atol=1e-6)
+
+
+def test_overflowed_steps_are_skipped_and_the_dynamic_scale_halves():
+    net = dense_net()
+    step, _ = plain_step(net, loss_scale=2.0 ** 16, dynamic_loss_scale=True)
+    before = weights(net)
+    x = np.ones((4, 6), np.float32)
+    x[0, 0] = np.inf
+    loss, finite = step(ms.Tensor(x), ms.Tensor(np.zeros(4, np.int32)))
+    assert not bool(finite.asnumpy())
+    np.testing.assert_array_equal(weights(net), before)
+    assert float(step.scaler.scale_value.asnumpy()) == 2.0 ** 15
+    _, finite = step(ms.Tensor(np.ones((4, 6), np.float32)), ms.Tensor(np.zeros(4, np.int32)))
+    assert bool(finite.asnumpy()) and not np.array_equal(weights(net), before)
+
+
+def test_clipping_bounds_the_update_and_ema_follows_the_weights():
+    net = dense_net()
+    step, _ = plain_step(net, lr=1.0, clip_norm=0.01, ema_decay=0.9)
+    before = weights(net)
+    x = np.random.default_rng(2).standard_normal((4, 6)).astype(np.float32) * 100
+    step(ms.Tensor(x), ms.Tensor(np.array([0, 1, 2, 0], np.int32)))
+    assert np.linalg.norm(weights(net) - before) == pytest.approx(0.01, rel=1e-4)  # SGD, lr 1: the clipped gradient
+    ema = np.concatenate([p.asnumpy().ravel() for p in step.ema if p.requires_grad is False
+                          and p.name[4:] in {q.name for q in net.trainable_params()}])
+    np.testing.assert_allclose(ema, 0.9 * before + 0.1 * weights(net), rtol=1e-5, atol=1e-7)
+
+
+# --- whole runs ---------------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def tiny_folder(tmp_path_factory):
+    """3 classes x 16 train + 4 val images of 20x20 JPEGs; the class is the dominant colour, so it is learnable."""
+    root = tmp_path_factory.mktemp("tiny")
+    for label in range(3):
+        for split, count in (("train", 16), ("val", 4)):
+            for i in range(count):
+                path = root / split / f"class{label}" / f"{i}.jpg"
+                write_image(str(path), seed=label * 1000 + i + (500 if split == "val" else 0), size=(20, 20))
+    return str(root)
+
+
+def run_config(data_dir, save_dir, *flags):
+    return resolve_config(["--model", "resnext11_2x16d", "--dataset", "imagefolder", "--data_dir", data_dir,
+                           "--image_resize", "16", "--crop_pct", "1", "--batch_size", "8", "--epoch_size", "2",
+                           "--lr", "0.05", "--warmup_epochs", "1", "--val_while_train", "true",
+                           "--num_parallel_workers", "1", "--ckpt_save_dir", str(save_dir), "--seed", "3",
+                           "--ema", "true", "--ema_decay", "0.9", "--dynamic_loss_scale", "true",
+                           "--loss_scale", "128", "--color_jitter", "0.3", *flags])
+
+
+def final_state(save_dir):
+    state = read_checkpoint(os.path.join(save_dir, "latest.ckpt"))
+    return {k: v.asnumpy() for k, v in state.items() if hasattr(v, "asnumpy")}
+
+
+@pytest.fixture(scope="module")
+def straight_run(tiny_folder, tmp_path_factory):
+    save_dir = tmp_path_factory.mktemp("straight")
+    summary = train(run_config(tiny_folder, save_dir), log=lambda line: None)
+    return save_dir, summary
+
+
+def test_checkpoint_is_self_describing(straight_run):
+    save_dir, summary = straight_run
+    meta = checkpoint_meta(read_checkpoint(os.path.join(save_dir, "latest.ckpt")))
+    assert (meta["model"], meta["num_classes"], meta["class_names"]) == ("resnext11_2x16d", 3,
+                                                                           ["class0", "class1", "class2"])
+    assert meta["eval_transform"]["image_resize"] == 16 and meta["eval_transform"]["crop_pct"] == 1.0
+    assert (meta["epoch"], meta["global_step"]) == (2, 12)
+    assert sorted(os.listdir(save_dir)) == ["best.ckpt", "config.yaml", "curves.png", "epoch_0001.ckpt",
+                                            "epoch_0002.ckpt", "latest.ckpt", "metrics.jsonl"]
+    records = [json.loads(line) for line in open(os.path.join(save_dir, "metrics.jsonl"))]
+    assert [r["epoch"] for r in records] == [1, 2] and all(0 <= r["top1"] <= 1 for r in records)
+
+
+class Killed(Exception):
+    pass
+
+
+def test_resume_continues_exactly_where_the_run_stopped(straight_run, tiny_folder, tmp_path):
+    save_dir, _ = straight_run
+
+    def killed_during_epoch_2(line):
+        if line.startswith("epoch 2/2 step"):
+            raise Killed  # after epoch 1's checkpoint, in the middle of epoch 2
+
+    with pytest.raises(Killed):
+        train(run_config(tiny_folder, tmp_path, "--log_interval", "2"), log=killed_during_epoch_2)
+    assert checkpoint_meta(read_checkpoint(os.path.join(tmp_path, "latest.ckpt")))["epoch"] == 1
+    # --resume auto finds latest.ckpt and reads the epoch and step from it (not from a file name).
+    summary = train(run_config(tiny_folder, tmp_path, "--resume", "auto"), log=lambda line: None)
+    assert summary["epochs_run"] == 1
+    straight, resumed = final_state(save_dir), final_state(tmp_path)
+    assert straight.keys() == resumed.keys()
+    for name in straight:
+        np.testing.assert_allclose(resumed[name], straight[name], rtol=1e-5, atol=1e-6, err_msg=name)
+
+
+def test_fine_tuning_replaces_the_head_and_freeze_backbone_keeps_the_rest(straight_run, tmp_path):
+    save_dir, _ = straight_run
+    two_classes = tmp_path / "two"
+    for label in range(2):
+        for split, count in (("train", 8), ("val", 2)):
+            for i in range(count):
+                write_image(str(two_classes / split / f"kind{label}" / f"{i}.jpg"), seed=label * 50 + i, size=(20, 20))
+    lines = []
+    config = run_config(str(two_classes), tmp_path / "tuned", "--ckpt_path", os.path.join(save_dir, "latest.ckpt"),
+                        "--freeze_backbone", "true", "--epoch_size", "1", "--warmup_epochs", "0", "--ema", "false")
+    model = train(config, log=lines.append)["model"]
+    assert any("skipped classifier.weight" in line and "(3, 1024) in the file, (2, 1024)" in line for line in lines)
+    source = final_state(save_dir)
+    tuned = {p.name: p.asnumpy() for p in model.get_parameters()}
+    assert tuned["classifier.weight"].shape == (2, 1024)
+    for name in ("conv1.weight", "layer3.0.conv2.weight", "bn1.gamma"):
+        np.testing.assert_array_equal(tuned[name], source[name])
+
+
+def test_validate_scores_every_sample_and_matches_a_count_in_numpy(straight_run, tiny_folder, capsys):
+    save_dir, _ = straight_run
+    ckpt = os.path.join(save_dir, "best.ckpt")
+    assert run_guarded(validate_command, ["--ckpt_path", ckpt, "--data_dir", tiny_folder, "--json",
+                                          "--batch_size", "5"]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["num_samples"] == 12 and "top5" not in result or result["top5"] is None
+
+    from mindcv_resnext import create_model
+    from mindcv_resnext.data import TransformSettings, create_loader
+    model = create_model("resnext11_2x16d", num_classes=3, checkpoint_path=ckpt)
+    model.set_train(False)
+    loader = create_loader("imagefolder", tiny_folder, "val", TransformSettings(image_resize=16, crop_pct=1.0),
+                           batch_size=12)
+    images, labels = next(loader.epoch(0))
+    predicted = model(ms.Tensor(images)).asnumpy().argmax(1)
+    assert result["top1"] == pytest.approx((predicted == labels).mean())
+
+
+def test_validate_with_a_missing_checkpoint_is_an_error_not_random_weights(tmp_path, capsys):
+    assert run_guarded(validate_command, ["--ckpt_path", str(tmp_path / "nowhere.ckpt")]) == 1
+    assert "error: checkpoint not found" in capsys.readouterr().err
+
+
+def test_an_interrupted_save_leaves_the_previous_checkpoint_intact(tmp_path, monkeypatch, cifar_net):
+    path = str(tmp_path / "latest.ckpt")
+    save_checkpoint(path, cifar_net, {"epoch": 1})
+    before = open(path, "rb").read()
+
+    def dies_midway(entries, file_name, **kwargs):
+        with open(file_name, "wb") as f:
+            f.write(b"half a checkpoint")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ms, "save_checkpoint", dies_midway)
+    with pytest.raises(KeyboardInterrupt):
+        save_checkpoint(path, cifar_net, {"epoch": 2})
+    assert open(path, "rb").read() == before and os.listdir(tmp_path) == ["latest.ckpt"]
+
+
+def test_resuming_from_a_weights_only_checkpoint_is_an_error(tmp_path, tiny_folder, cifar_net):
+    plain = str(tmp_path / "plain.ckpt")
+    ms.save_checkpoint(cifar_net, plain)
+    with pytest.raises(CheckpointError, match="not a training checkpoint"):
+        train(run_config(tiny_folder, tmp_path / "out", "--resume", plain, "--model", "resnext11_2x16d"),
+              log=lambda line: None)
