@@ -14,6 +14,7 @@ from PIL import Image, ImageDraw
 CLASSES = ("circle", "square", "triangle", "cross", "ring", "star", "stripes_horizontal", "stripes_vertical",
            "checkerboard", "dots")
 MANIFEST = "demo_manifest.json"
+VERSION = 2  # of the drawing code: a manifest of another version means the images are redrawn
 
 
 def _polygon(cx, cy, radius, corners, angle, inner=None):
@@ -35,7 +36,7 @@ def draw_sample(label, size, rng):
         foreground = tuple(int(c) for c in rng.integers(0, 256, 3))
     image = Image.new("RGB", (size, size), background)
     draw = ImageDraw.Draw(image)
-    radius = size * rng.uniform(0.22, 0.4)
+    radius = size * rng.uniform(0.3, 0.45)  # large enough to survive a ResNeXt stem's 4x down-sampling
     cx, cy = rng.uniform(radius, size - radius, 2)
     angle = rng.uniform(0, 2 * math.pi)
     name = CLASSES[label]
@@ -79,7 +80,7 @@ def draw_sample(label, size, rng):
 def make_demo_dataset(root, train_per_class=300, val_per_class=60, size=48, seed=0):
     """Write root/train/<class>/*.jpg and root/val/<class>/*.jpg; skipped when the same set is already there."""
     settings = dict(train_per_class=train_per_class, val_per_class=val_per_class, size=size, seed=seed,
-                    classes=list(CLASSES))
+                    classes=list(CLASSES), version=VERSION)
     manifest = os.path.join(root, MANIFEST)
     if os.path.isfile(manifest):
         with open(manifest) as f:
