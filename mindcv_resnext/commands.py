@@ -5,14 +5,16 @@ import os
 import sys
 
 from .checkpoint import CheckpointError, checkpoint_meta, load_state, read_checkpoint
-from .config import ConfigError, help_text, resolve_config
+from .config import ConfigError, help_text, parse_value, resolve_config
 from .data import DataError, create_loader
+from .distributed import grad_reducer_factory, init_distributed
 from .engine.trainer import MODEL_OPTIONS, train, transform_settings
-from .evaluate import evaluate
+from .evaluate import batch_counts_fn, evaluate
 from .models import UnknownModelError, create_model
 from .runtime import setup_runtime
 
 EXIT_CODES = {ConfigError: 2, UnknownModelError: 2, DataError: 1, CheckpointError: 1}
+MACHINE_KEYS = ("device_target", "mode", "jit_level", "distribute", "num_parallel_workers", "amp_level")
 
 
 def run_guarded(command, argv):
@@ -34,41 +36,47 @@ def train_command(argv):
         return 0
     config = resolve_config(argv)
     setup_runtime(config)
-    print("resolved config:\n" + config.to_yaml(), end="")
-    summary = train(config)
+    rank, world_size = init_distributed(config.distribute)
+    if rank == 0:
+        print("resolved config:\n" + config.to_yaml(), end="")
+    summary = train(config, rank, world_size, grad_reducer_factory(world_size))
     print(f"done: {summary['epochs_run']} epoch(s), best val top-1 {summary['best_top1']}, "
-          f"checkpoints in {config.ckpt_save_dir}")
+          f"checkpoints in {config.ckpt_save_dir}" + (" (written by rank 0)" if world_size > 1 else ""))
     return 0
 
 
-def pop_flag(argv, name, takes_value):
-    """Remove --name [value] from argv; returns the value (True for a bare flag, None when absent)."""
+def pop_flag(argv, name, is_bool=False):
+    """Remove --name [value] (or --name=value) from argv and return the value; a boolean flag may stand alone.
+    None when absent."""
     for i, token in enumerate(argv):
         if token == name or token.startswith(name + "="):
             if "=" in token:
                 del argv[i]
-                return token.split("=", 1)[1]
-            if not takes_value:
+                value = token.split("=", 1)[1]
+            elif i + 1 < len(argv) and not argv[i + 1].startswith("--"):
+                value = argv.pop(i + 1)
+                del argv[i]
+            elif is_bool:
                 del argv[i]
                 return True
-            if i + 1 >= len(argv) or argv[i + 1].startswith("--"):
+            else:
                 raise ConfigError(f"{name} needs a value")
-            value = argv[i + 1]
-            del argv[i:i + 2]
-            return value
+            return parse_value("ema", value, name) if is_bool else value  # the same true/false words as recipes
     return None
 
 
 def validate_command(argv):
     """python validate.py --ckpt_path P [--data_dir D] [-c RECIPE] [--ema] [--json] [--key value ...]"""
     argv = list(argv)
-    ckpt_path = pop_flag(argv, "--ckpt_path", True)
-    use_ema, as_json = bool(pop_flag(argv, "--ema", False)), bool(pop_flag(argv, "--json", False))
+    ckpt_path = pop_flag(argv, "--ckpt_path")
+    use_ema, as_json = bool(pop_flag(argv, "--ema", True)), bool(pop_flag(argv, "--json", True))
     if not ckpt_path:
         raise ConfigError("--ckpt_path is required: the checkpoint to score")
     state = read_checkpoint(ckpt_path)
     meta = checkpoint_meta(state)
-    config = resolve_config(argv, base=meta.get("config"))  # the checkpoint's settings, then recipe and flags
+    # The checkpoint's data and transform settings, then recipe and flags; this machine's device settings are kept.
+    saved = {k: v for k, v in (meta.get("config") or {}).items() if k not in MACHINE_KEYS}
+    config = resolve_config(argv, base=saved)
     setup_runtime(config)
     num_classes = meta.get("num_classes") or config.num_classes
     if num_classes is None:
@@ -83,14 +91,14 @@ def validate_command(argv):
     load_state(model, state, ckpt_path)
     loader = create_loader(config.dataset, config.data_dir, "val", transform_settings(config),
                            batch_size=config.batch_size, num_samples=config.num_samples,
-                           train_split=config.train_split, val_split=config.val_split,
+                           train_split=config.train_split, val_split=config.val_split, seed=config.seed,
                            num_workers=min(config.num_parallel_workers, os.cpu_count() or 1))
     if meta.get("class_names") and loader.class_names != meta["class_names"]:
         raise DataError(f"the classes of {config.data_dir} differ from those {ckpt_path} was trained on "
                         f"({len(loader.class_names)} vs {len(meta['class_names'])} classes, or other names)")
     if loader.num_classes > num_classes:
         raise DataError(f"{config.data_dir} has {loader.num_classes} classes, the model only {num_classes}")
-    metrics = evaluate(model, loader).metrics(num_classes)
+    metrics = evaluate(model, loader, batch_counts_fn(model, num_classes)).metrics(num_classes)
     print(f"{ckpt_path}{' (EMA)' if use_ema else ''}: top-1 {metrics['top1']:.4f}" +
           (f", top-5 {metrics['top5']:.4f}" if "top5" in metrics else "") +
           f", loss {metrics['loss']:.4f} on {metrics['num_samples']} samples of {config.data_dir}")

@@ -165,7 +165,8 @@ class Config(dict):
     def to_yaml(self):
         """Every key as YAML, loadable again as a recipe (the recipe path itself becomes a comment)."""
         plain = {k: list(v) if isinstance(v, tuple) else v for k, v in self.items() if k in SCHEMA_BY_NAME}
-        return f"# resolved from {self.get('config') or 'defaults and flags'}\n" + yaml.safe_dump(plain, sort_keys=False)
+        return (f"# resolved from {self.get('config') or 'defaults and flags'}\n"
+                + yaml.safe_dump(plain, sort_keys=False, default_flow_style=None, width=120))
 
 
 def _suggest(name):
@@ -187,11 +188,17 @@ def _scalar(key, value, source):
         if kind == "int":
             if isinstance(text, bool) or (isinstance(text, float) and not text.is_integer()):
                 raise ValueError
-            return int(float(text)) if isinstance(text, str) and "e" in text.lower() else int(text)
+            number = float(text) if isinstance(text, str) else text
+            if isinstance(number, float) and not number.is_integer():
+                raise ValueError
+            return int(number)
         if kind == "float":
             if isinstance(text, bool):
                 raise ValueError
-            return float(eval_product(text) if isinstance(text, str) else text)
+            number = float(eval_product(text) if isinstance(text, str) else text)
+            if not math.isfinite(number):
+                raise ValueError
+            return number
         return str(value)
     except (TypeError, ValueError):
         words = {"bool": "true/false/1/0/yes/no", "int": "a whole number", "float": "a number"}[kind]
@@ -213,7 +220,8 @@ def parse_value(name, value, source="config"):
         raise ConfigError(f"{source}: unknown key {name!r}{_suggest(name)}")
     if isinstance(value, (list, tuple)) and len(value) == 1 and isinstance(value[0], str):
         value = value[0]  # one command-line word for a list key: "none", "0.4" or "0.08,1.0"
-    if value is None or (isinstance(value, str) and value.strip().lower() in NONE_WORDS and key.kind != "str"):
+    if value is None or (isinstance(value, str) and value.strip().lower() in NONE_WORDS
+                         and (key.kind != "str" or key.optional)):
         if key.optional:
             return None
         raise ConfigError(f"{source}: {name} needs a value")
@@ -257,7 +265,7 @@ def load_recipe(path, _chain=()):
         raise ConfigError(f"recipe {path} is not valid YAML: {str(err).splitlines()[0]}") from err
     if not isinstance(data, dict):
         raise ConfigError(f"recipe {path} must be a mapping of keys to values")
-    bases = data.pop("_base_", [])
+    bases = data.pop("_base_", None) or []
     merged = {}
     for base in [bases] if isinstance(bases, str) else bases:
         merged.update(load_recipe(os.path.join(os.path.dirname(path), base), _chain + (path,)))
@@ -271,6 +279,9 @@ def parse_flags(argv):
     recipe, flags, i = None, [], 0
     while i < len(argv):
         token = argv[i]
+        if token.startswith("--config="):
+            recipe, i = token.split("=", 1)[1], i + 1
+            continue
         if token in ("-c", "--config"):
             if i + 1 >= len(argv):
                 raise ConfigError(f"{token} needs a recipe path")
@@ -325,6 +336,11 @@ def check_consistency(config):
         raise ConfigError(f"warmup_epochs ({config.warmup_epochs}) must be below epoch_size ({config.epoch_size})")
     if config.jit_level == "O2" and config.device_target != "Ascend":
         raise ConfigError(f"jit_level O2 exists on Ascend only; on {config.device_target} use O0 or O1")
+    if config.decay_epochs and config.scheduler in ("cosine_decay", "warmup_cosine_decay") and \
+            config.warmup_epochs + config.decay_epochs > config.epoch_size:
+        raise ConfigError(f"warmup_epochs + decay_epochs ({config.warmup_epochs} + {config.decay_epochs}) is more than "
+                          f"epoch_size ({config.epoch_size}): the cosine would never finish (leave decay_epochs out "
+                          "to decay until the last epoch)")
     if config.resume and config.ckpt_path:
         raise ConfigError("give resume (continue a run) or ckpt_path (start from weights), not both")
 

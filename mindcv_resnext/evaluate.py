@@ -6,6 +6,7 @@ import mindspore as ms
 import numpy as np
 from mindspore import ops
 
+from .distributed import all_reduce_sum
 from .engine.loss import CrossEntropy
 
 
@@ -42,12 +43,13 @@ def batch_counts_fn(network, num_classes):
     return counts
 
 
-def evaluate(network, loader, counts_fn=None):
-    """Counts over every batch of an evaluation loader (network put in eval mode)."""
+def evaluate(network, loader, counts_fn=None, world_size=1):
+    """Counts over every batch of an evaluation loader (network put in eval mode), summed over all ranks when the
+    loader is one shard of a data-parallel run: the result equals one process scoring the whole set."""
     network.set_train(False)
     counts_fn = counts_fn or batch_counts_fn(network, loader.num_classes)
     total = Counts()
     for images, labels in loader.epoch(0):
         c1, c5, loss = counts_fn(ms.Tensor(images), ms.Tensor(labels.astype(np.int32)))
         total = total.add(Counts(float(c1.asnumpy()), float(c5.asnumpy()), float(loss.asnumpy()), len(labels)))
-    return total
+    return Counts(*(float(v) for v in all_reduce_sum(dataclasses.astuple(total), world_size)))

@@ -267,3 +267,14 @@ def test_resuming_from_a_weights_only_checkpoint_is_an_error(tmp_path, tiny_fold
     with pytest.raises(CheckpointError, match="not a training checkpoint"):
         train(run_config(tiny_folder, tmp_path / "out", "--resume", plain, "--model", "resnext11_2x16d"),
               log=lambda line: None)
+
+
+@pytest.mark.parametrize("amp_level", ["O1", "O2", "O3"])
+def test_mixed_precision_levels_train(amp_level):
+    from mindcv_resnext.engine.step import cast_network
+    net = dense_net()
+    optimizer = create_optimizer(net.trainable_params(), "momentum", 0.1, momentum=0.0)
+    step = TrainStep(cast_network(net, amp_level), CrossEntropy(3), optimizer, loss_scale=128.0)
+    before = weights(net)
+    loss, finite = step(ms.Tensor(np.ones((4, 6), np.float32)), ms.Tensor(np.array([0, 1, 2, 0], np.int32)))
+    assert np.isfinite(loss.asnumpy()) and bool(finite.asnumpy()) and not np.array_equal(weights(net), before)

@@ -17,7 +17,7 @@ import mindspore.dataset as ds
 from PIL import Image
 
 from .image_check import is_complete_image
-from .sources import load_samples
+from .sources import DataError, load_samples
 from .transforms import TransformSettings, eval_image_ops, mix_batch, train_image_ops
 
 
@@ -75,7 +75,7 @@ class ImageLoader:
         self.num_classes = len(samples.class_names)
         self.skipped = []  # (epoch, file) of every image that could not be decoded
         if training and self.shard_size() < batch_size:
-            raise ValueError(f"a training shard holds {self.shard_size()} samples, fewer than one batch of "
+            raise DataError(f"a training shard holds {self.shard_size()} samples, fewer than one batch of "
                              f"{batch_size}: lower batch_size or add data")
 
     def shard_size(self):

@@ -29,7 +29,10 @@ TRANSFORM_KEYS = [f.name for f in dataclasses.fields(TransformSettings)]
 
 
 def transform_settings(config):
-    return TransformSettings(**{key: config[key] for key in TRANSFORM_KEYS if key in config})
+    try:
+        return TransformSettings(**{key: config[key] for key in TRANSFORM_KEYS if key in config})
+    except ValueError as err:  # a combination the transforms cannot do (e.g. an unknown auto_augment policy)
+        raise ConfigError(str(err)) from err
 
 
 def data_loaders(config, rank=0, world_size=1, log=print):
@@ -80,7 +83,7 @@ def train(config, rank=0, world_size=1, grad_reducer_factory=None, log=print):
     is_main = rank == 0
     train_loader, val_loader = data_loaders(config, rank, world_size, log)
     num_classes = config.num_classes or train_loader.num_classes
-    if config.dataset in ("imagefolder", "imagenet") and num_classes != train_loader.num_classes:
+    if num_classes != train_loader.num_classes:
         raise ConfigError(f"num_classes is {num_classes} but {config.data_dir} has {train_loader.num_classes} "
                           "classes: set num_classes to match the data (or leave it out)")
 
@@ -124,6 +127,8 @@ def train(config, rank=0, world_size=1, grad_reducer_factory=None, log=print):
         if resume_path and os.path.isfile(metrics_path):
             with open(metrics_path) as f:
                 records = [r for r in map(json.loads, f) if r["epoch"] <= start_epoch]
+    log(f"rank {rank}/{world_size}: {train_loader.shard_size()} of {len(train_loader.samples)} training samples "
+        f"in this rank's shard")
     log(f"model {config.model} ({num_classes} classes), {world_size} device(s) x batch {config.batch_size} x "
         f"accumulation {config.gradient_accumulation_steps} = global batch {global_batch}; lr {config.lr} x "
         f"{factor:.4g} = {lr:.6g} ({config.lr_scale} rule, base batch {config.lr_base_batch}); "
@@ -134,7 +139,10 @@ def train(config, rank=0, world_size=1, grad_reducer_factory=None, log=print):
     for epoch in range(start_epoch, config.epoch_size):
         model.set_train(True)
         losses, skipped, started, seen = [], 0, time.perf_counter(), 0
+        batches = steps_per_epoch * config.gradient_accumulation_steps  # whole accumulation windows only
         for i, (images, labels) in enumerate(train_loader.epoch(epoch), start=1):
+            if i > batches:
+                break
             loss, finite = step(ms.Tensor(images), ms.Tensor(labels))
             losses.append(float(loss.asnumpy()))
             skipped += not bool(finite.asnumpy())
@@ -153,11 +161,11 @@ def train(config, rank=0, world_size=1, grad_reducer_factory=None, log=print):
         summary["skipped_steps"] += skipped
 
         if val_loader and ((epoch + 1) % config.val_interval == 0 or epoch + 1 == config.epoch_size):
-            counts = evaluate(model, val_loader, counts_fn)
+            counts = evaluate(model, val_loader, counts_fn, world_size)
             record.update(counts.metrics(num_classes))
             if config.ema:
-                record["ema_top1"] = evaluate_with_weights(model, step.ema, val_loader, counts_fn).metrics(
-                    num_classes)["top1"]
+                record["ema_top1"] = evaluate_with_weights(model, step.ema, val_loader, counts_fn,
+                                                           world_size).metrics(num_classes)["top1"]
             log(f"epoch {epoch + 1}: val top-1 {record['top1']:.4f}" +
                 (f" top-5 {record['top5']:.4f}" if "top5" in record else "") + f" loss {record['loss']:.4f}" +
                 (f" (EMA top-1 {record['ema_top1']:.4f})" if "ema_top1" in record else ""))
@@ -184,11 +192,14 @@ def train(config, rank=0, world_size=1, grad_reducer_factory=None, log=print):
             f.writelines(json.dumps(r) + "\n" for r in records)
         draw_curves(records, os.path.join(config.ckpt_save_dir, "curves.png"))
         summary.update(best_top1=best_top1, latest=latest)
-    summary["model"] = model
+    # Trainable weights are identical on every rank of a data-parallel run; BN statistics are each rank's own.
+    checksum = float(sum(np.asarray(p.asnumpy(), np.float64).sum() for p in model.trainable_params()))
+    log(f"rank {rank}/{world_size}: final trainable weights checksum {checksum:.6f}")
+    summary.update(model=model, checksum=checksum)
     return summary
 
 
-def evaluate_with_weights(model, weights, loader, counts_fn):
+def evaluate_with_weights(model, weights, loader, counts_fn, world_size=1):
     """Evaluate `model` with other weights (the EMA, named ema.<name>), then put its own weights back.
 
     The swap uses ops.assign, which writes in place: after a graph has been compiled, Parameter.set_data (and
@@ -199,7 +210,7 @@ def evaluate_with_weights(model, weights, loader, counts_fn):
     for param in model.get_parameters():
         ops.assign(param, by_name[param.name])
     try:
-        return evaluate(model, loader, counts_fn)
+        return evaluate(model, loader, counts_fn, world_size)
     finally:
         for param in model.get_parameters():
             ops.assign(param, own[param.name])
