@@ -53,3 +53,17 @@ def all_reduce_sum(values, world_size):
     if world_size == 1:
         return values
     return ops.AllReduce()(ms.Tensor(values)).asnumpy()
+
+
+def average_batchnorm_statistics(network, world_size):
+    """Replace each rank's BN moving statistics with their mean over ranks (timm's distribute_bn "reduce").
+
+    BatchNorm statistics are not synchronised during training, so without this each rank would validate a slightly
+    different model, and the checkpoint (rank 0's) would not be the model that was scored. Written with ops.assign:
+    set_data would detach the parameters from the compiled train step.
+    """
+    if world_size == 1:
+        return
+    for param in network.get_parameters():
+        if not param.requires_grad and ("moving_mean" in param.name or "moving_variance" in param.name):
+            ops.assign(param, ops.AllReduce()(param.value()) / world_size)

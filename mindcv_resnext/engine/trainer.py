@@ -16,6 +16,7 @@ from mindspore import ops
 from ..checkpoint import load_training_state, load_weights_for_finetuning, save_checkpoint
 from ..config import ConfigError, scale_learning_rate
 from ..data import TransformSettings, create_loader
+from ..distributed import average_batchnorm_statistics
 from ..evaluate import batch_counts_fn, evaluate
 from ..models import create_model
 from .curves import draw_curves
@@ -160,6 +161,7 @@ def train(config, rank=0, world_size=1, grad_reducer_factory=None, log=print):
             log(f"epoch {epoch + 1}: skipped {skipped} step(s) with overflowed gradients")
         summary["skipped_steps"] += skipped
 
+        average_batchnorm_statistics(model, world_size)  # one model on every rank: validated and saved
         if val_loader and ((epoch + 1) % config.val_interval == 0 or epoch + 1 == config.epoch_size):
             counts = evaluate(model, val_loader, counts_fn, world_size)
             record.update(counts.metrics(num_classes))
