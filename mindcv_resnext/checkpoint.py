@@ -111,6 +111,9 @@ def load_weights_for_finetuning(network, path, log=print):
             if name.startswith(HEAD_PREFIX):
                 log(f"fine-tuning: skipped {name} from {path}: shape {got} in the file, {want} in the network "
                     "(a new head for this number of classes is trained from scratch)")
+        for name in missing:
+            if name.startswith(HEAD_PREFIX):
+                log(f"fine-tuning: {name} is not in {path} (a feature extractor's checkpoint?): trained from scratch")
         state = {name: value for name, value in state.items() if name not in head}
         fresh = {name: param for name, param in network.parameters_dict().items() if name in head}
         state.update(fresh)  # the network's own freshly initialised head stands in for the skipped one

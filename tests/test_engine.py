@@ -18,7 +18,7 @@ from mindcv_resnext.engine.optim import create_optimizer, parameter_groups
 from mindcv_resnext.engine.schedule import learning_rates
 from mindcv_resnext.engine.step import TrainStep
 from mindcv_resnext.engine.trainer import train
-from test_data import write_image
+from test_data import write_cifar, write_image
 
 # --- schedules ---------------------------------------------------------------------------------------------------
 
@@ -278,3 +278,15 @@ def test_mixed_precision_levels_train(amp_level):
     before = weights(net)
     loss, finite = step(ms.Tensor(np.ones((4, 6), np.float32)), ms.Tensor(np.array([0, 1, 2, 0], np.int32)))
     assert np.isfinite(loss.asnumpy()) and bool(finite.asnumpy()) and not np.array_equal(weights(net), before)
+
+
+def test_cifar_records_feed_the_training_loop(tmp_path):
+    write_cifar(str(tmp_path / "cifar"), "cifar100", "python")
+    config = resolve_config(["--model", "resnext11_2x16d", "--dataset", "cifar100", "--data_dir",
+                             str(tmp_path / "cifar"), "--image_resize", "32", "--batch_size", "3", "--epoch_size", "1",
+                             "--warmup_epochs", "0", "--val_while_train", "true", "--num_parallel_workers", "1",
+                             "--mean", "125.3,123.0,113.9", "--std", "63.0,62.1,66.7", "--crop_pct", "1",
+                             "--mixup", "0.2", "--label_smoothing", "0.1", "--ckpt_save_dir", str(tmp_path / "out")])
+    summary = train(config, log=lambda line: None)
+    assert summary["epochs_run"] == 1 and summary["last"]["num_samples"] == 3
+    assert checkpoint_meta(read_checkpoint(str(tmp_path / "out" / "latest.ckpt")))["num_classes"] == 100
