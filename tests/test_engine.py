@@ -270,8 +270,9 @@ def test_resuming_from_a_weights_only_checkpoint_is_an_error(tmp_path, tiny_fold
 
 
 @pytest.mark.parametrize("amp_level", ["O1", "O2", "O3"])
-def test_mixed_precision_levels_train(amp_level):
+def test_mixed_precision_levels_train(amp_level, tmp_path, monkeypatch):
     from mindcv_resnext.engine.step import cast_network
+    monkeypatch.chdir(tmp_path)  # MindSpore's O1 rewrite dumps rewritten_network/*.py into the working directory
     net = dense_net()
     optimizer = create_optimizer(net.trainable_params(), "momentum", 0.1, momentum=0.0)
     step = TrainStep(cast_network(net, amp_level), CrossEntropy(3), optimizer, loss_scale=128.0)
