@@ -24,6 +24,16 @@ def write_image(path, seed, size=(40, 30), fmt=None):
     Image.fromarray(pixels).save(path, fmt)
 
 
+def write_image_folder(root, num_classes, per_split, size=(20, 20), prefix="class"):
+    """root/<split>/<prefix><k>/<i>.jpg for each split and count in per_split, every image from its own seed."""
+    for label in range(num_classes):
+        for split_index, (split, count) in enumerate(per_split.items()):
+            for i in range(count):
+                write_image(os.path.join(root, split, f"{prefix}{label}", f"{i}.jpg"),
+                            seed=label * 1000 + split_index * 500 + i, size=size)
+    return str(root)
+
+
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory):
     """3 classes; train: 8 images each (JPEG, one .JPG, PNG, BMP, WebP) + a text file; val: 3 JPEGs each."""

@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from mindcv_resnext.data import ImageLoader, load_samples
-from test_data import write_image
+from test_data import write_image_folder
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.dirname(sys.executable)
@@ -26,13 +26,7 @@ def free_port():
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     """3 classes x 16 train images, and an odd-sized validation split (3 x 5 = 15)."""
-    root = tmp_path_factory.mktemp("ddp")
-    for label in range(3):
-        for split, count in (("train", 16), ("val", 5)):
-            for i in range(count):
-                write_image(str(root / split / f"c{label}" / f"{i}.jpg"), seed=label * 100 + i + 50 * (split == "val"),
-                            size=(20, 20))
-    return str(root)
+    return write_image_folder(tmp_path_factory.mktemp("ddp"), 3, {"train": 16, "val": 5})
 
 
 def train_flags(data_dir, save_dir, *extra):

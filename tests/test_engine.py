@@ -18,7 +18,7 @@ from mindcv_resnext.engine.optim import create_optimizer, parameter_groups
 from mindcv_resnext.engine.schedule import learning_rates
 from mindcv_resnext.engine.step import TrainStep
 from mindcv_resnext.engine.trainer import train
-from test_data import write_cifar, write_image
+from test_data import write_cifar, write_image_folder
 
 # --- schedules ---------------------------------------------------------------------------------------------------
 
@@ -136,13 +136,7 @@ def test_clipping_bounds_the_update_and_ema_follows_the_weights():
 @pytest.fixture(scope="module")
 def tiny_folder(tmp_path_factory):
     """3 classes x 16 train + 4 val images of 20x20 JPEGs; the class is the dominant colour, so it is learnable."""
-    root = tmp_path_factory.mktemp("tiny")
-    for label in range(3):
-        for split, count in (("train", 16), ("val", 4)):
-            for i in range(count):
-                path = root / split / f"class{label}" / f"{i}.jpg"
-                write_image(str(path), seed=label * 1000 + i + (500 if split == "val" else 0), size=(20, 20))
-    return str(root)
+    return write_image_folder(tmp_path_factory.mktemp("tiny"), 3, {"train": 16, "val": 4})
 
 
 def run_config(data_dir, save_dir, *flags):
@@ -204,13 +198,9 @@ def test_resume_continues_exactly_where_the_run_stopped(straight_run, tiny_folde
 
 def test_fine_tuning_replaces_the_head_and_freeze_backbone_keeps_the_rest(straight_run, tmp_path):
     save_dir, _ = straight_run
-    two_classes = tmp_path / "two"
-    for label in range(2):
-        for split, count in (("train", 8), ("val", 2)):
-            for i in range(count):
-                write_image(str(two_classes / split / f"kind{label}" / f"{i}.jpg"), seed=label * 50 + i, size=(20, 20))
+    two_classes = write_image_folder(tmp_path / "two", 2, {"train": 8, "val": 2}, prefix="kind")
     lines = []
-    config = run_config(str(two_classes), tmp_path / "tuned", "--ckpt_path", os.path.join(save_dir, "latest.ckpt"),
+    config = run_config(two_classes, tmp_path / "tuned", "--ckpt_path", os.path.join(save_dir, "latest.ckpt"),
                         "--freeze_backbone", "true", "--epoch_size", "1", "--warmup_epochs", "0", "--ema", "false")
     model = train(config, log=lines.append)["model"]
     assert any("skipped classifier.weight" in line and "(3, 1024) in the file, (2, 1024)" in line for line in lines)
