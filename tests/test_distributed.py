@@ -127,3 +127,43 @@ def test_distribute_without_a_launcher_is_a_one_line_error(data, tmp_path):
     result = subprocess.run([sys.executable, "train.py", *train_flags(data, tmp_path), "--distribute", "true"],
                             cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=120)
     assert result.returncode == 2 and result.stderr.startswith("error: distribute is true but this process")
+
+
+def rank_processes(marker):
+    """pid -> RANK_ID of the running train.py processes whose command line contains `marker`."""
+    ranks = {}
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            cmdline = open(f"/proc/{pid}/cmdline", "rb").read().decode(errors="replace")
+            environ = open(f"/proc/{pid}/environ", "rb").read().decode(errors="replace").split("\0")
+        except OSError:
+            continue
+        if "train.py" in cmdline and marker in cmdline and "MS_ROLE=MS_WORKER" in environ:
+            ranks[int(pid)] = next(v[8:] for v in environ if v.startswith("RANK_ID="))
+    return ranks
+
+
+def test_a_rank_killed_mid_run_fails_the_job_and_resume_auto_continues(data, tmp_path):
+    import signal
+    import time
+    save_dir = tmp_path / "ckpt"
+    flags = train_flags(data, save_dir, "--epoch_size", "4", "--batch_size", "2", "--lr_base_batch", "2")
+    env = dict(ENV, LOG_DIR=str(tmp_path / "logs"), MASTER_PORT=str(free_port()))
+    job = subprocess.Popen(["bash", "scripts/launch_train.sh", "2", *flags], cwd=ROOT, env=env,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    metrics, deadline = save_dir / "metrics.jsonl", time.time() + 240
+    while not (metrics.exists() and metrics.read_text().strip()) and time.time() < deadline and job.poll() is None:
+        time.sleep(0.5)
+    victims = [pid for pid, rank in rank_processes(str(save_dir)).items() if rank == "1"]
+    assert victims, "rank 1 was not running after the first epoch"
+    os.kill(victims[0], signal.SIGKILL)
+    assert job.wait(timeout=300) != 0
+    from mindcv_resnext.checkpoint import checkpoint_meta, read_checkpoint
+    epoch = checkpoint_meta(read_checkpoint(str(save_dir / "latest.ckpt")))["epoch"]  # intact and readable
+    assert 1 <= epoch < 4
+    resumed = launch(["2", *flags, "--resume", "auto"], tmp_path / "logs_resumed")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    logs = worker_logs(tmp_path / "logs_resumed")
+    assert f"resumed from {save_dir / 'latest.ckpt'}: epoch {epoch} done" in logs[0]
+    assert checksum(logs[0]) == checksum(logs[1])
+    assert json.loads(metrics.read_text().splitlines()[-1])["epoch"] == 4
