@@ -59,9 +59,7 @@ def load_weights(network, path, log=print):
     Entries of the file that the network does not have (optimizer state, a classifier when the network is a
     feature extractor) are left out and counted in one line. Returns the names that were left out.
     """
-    state = read_checkpoint(path)
-    load_state(network, state, path)
-    unexpected = [name for name in check_fit(network, state)[2] if name != "meta"]
+    unexpected = load_state(network, read_checkpoint(path), path)
     if unexpected:
         log(f"checkpoint {path}: left out {len(unexpected)} entries the network does not have "
             f"(first: {', '.join(unexpected[:3])})")
@@ -122,17 +120,19 @@ def load_weights_for_finetuning(network, path, log=print):
 
 
 def load_state(network, state, path):
-    """Load the network's parameters from `state` after checking that every one is there with its shape."""
-    missing, mismatched, _ = check_fit(network, state)
+    """Load the network's parameters from `state` after checking that every one is there with its shape.
+    Returns the names of the file's tensors that the network does not have."""
+    missing, mismatched, unexpected = check_fit(network, state)
     if missing or mismatched:
         raise CheckpointError(_misfit_message(path, missing, mismatched))
     wanted = network.parameters_dict()
     ms.load_param_into_net(network, {name: state[name] if state[name].dtype == param.dtype else  # fp16 files
                                      ms.Parameter(ms.Tensor(state[name].asnumpy(), param.dtype), name=name)
                                      for name, param in wanted.items()}, strict_load=True)
+    return unexpected
 
 
-def load_training_state(path, network, extra_state, log=print):
+def load_training_state(path, network, extra_state):
     """Resume: network parameters, then every training-state parameter (optimizer, EMA, loss scaler) the run has.
 
     Returns the checkpoint's metadata. A training-state entry missing from the file is an error: resuming without

@@ -6,9 +6,9 @@ import sys
 
 from .checkpoint import CheckpointError, checkpoint_meta, load_state, read_checkpoint
 from .config import ConfigError, help_text, parse_value, resolve_config
-from .data import DataError, create_loader
+from .data import DataError
 from .distributed import grad_reducer_factory, init_distributed
-from .engine.trainer import MODEL_OPTIONS, train, transform_settings
+from .engine.trainer import MODEL_OPTIONS, split_loader, train
 from .evaluate import batch_counts_fn, evaluate
 from .models import UnknownModelError, create_model
 from .runtime import setup_runtime
@@ -89,10 +89,7 @@ def validate_command(argv):
             raise CheckpointError(f"{ckpt_path} holds no EMA weights (train with --ema true), drop --ema")
         state = ema
     load_state(model, state, ckpt_path)
-    loader = create_loader(config.dataset, config.data_dir, "val", transform_settings(config),
-                           batch_size=config.batch_size, num_samples=config.num_samples,
-                           train_split=config.train_split, val_split=config.val_split, seed=config.seed,
-                           num_workers=min(config.num_parallel_workers, os.cpu_count() or 1))
+    loader = split_loader(config, "val")
     if meta.get("class_names") and loader.class_names != meta["class_names"]:
         raise DataError(f"the classes of {config.data_dir} differ from those {ckpt_path} was trained on "
                         f"({len(loader.class_names)} vs {len(meta['class_names'])} classes, or other names)")

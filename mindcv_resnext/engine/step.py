@@ -79,8 +79,9 @@ class TrainStep:
 
     def state(self):
         """Parameters a resumed run needs besides the network: optimizer, loss scaler, EMA, accumulation buffers."""
+        network_params = {p.name for p in self.optimizer.parameters}
         state = {f"opt.{name}": p for name, p in self.optimizer.parameters_and_names()
-                 if p.name not in {q.name for q in self.optimizer.parameters} and not name.startswith("learning_rate")}
+                 if p.name not in network_params and not name.startswith("learning_rate")}
         if isinstance(self.scaler, amp.DynamicLossScaler):
             state.update({"scaler.scale_value": self.scaler.scale_value, "scaler.counter": self.scaler.counter})
         for group in (self.ema, self.accumulated):

@@ -36,15 +36,19 @@ def transform_settings(config):
         raise ConfigError(str(err)) from err
 
 
+def split_loader(config, split, rank=0, world_size=1, log=print):
+    """The loader of one split ("train" or "val") as the config describes it, for this rank's shard."""
+    return create_loader(config.dataset, config.data_dir, split, transform_settings(config),
+                         batch_size=config.batch_size, num_samples=config.num_samples,
+                         train_split=config.train_split, val_split=config.val_split, num_shards=world_size,
+                         shard_id=rank, seed=config.seed,
+                         num_workers=min(config.num_parallel_workers, os.cpu_count() or 1), log=log)
+
+
 def data_loaders(config, rank=0, world_size=1, log=print):
     """The training loader (this rank's shard) and, when validating, the validation loader."""
-    settings = transform_settings(config)
-    workers = min(config.num_parallel_workers, os.cpu_count() or 1)
-    common = dict(settings=settings, batch_size=config.batch_size, num_samples=config.num_samples,
-                  train_split=config.train_split, val_split=config.val_split, num_shards=world_size, shard_id=rank,
-                  seed=config.seed, num_workers=workers, log=log)
-    train = create_loader(config.dataset, config.data_dir, "train", **common)
-    val = create_loader(config.dataset, config.data_dir, "val", **common) if config.val_while_train else None
+    train = split_loader(config, "train", rank, world_size, log)
+    val = split_loader(config, "val", rank, world_size, log) if config.val_while_train else None
     return train, val
 
 
@@ -117,7 +121,7 @@ def train(config, rank=0, world_size=1, grad_reducer_factory=None, log=print):
     start_epoch, best_top1, records = 0, None, []
     resume_path = find_resume_checkpoint(config, log) if config.resume else None
     if resume_path:
-        meta = load_training_state(resume_path, model, step.state(), log)
+        meta = load_training_state(resume_path, model, step.state())
         start_epoch, best_top1 = meta["epoch"], meta.get("best_top1")
         log(f"resumed from {resume_path}: epoch {start_epoch} done, global step {meta['global_step']}")
     metrics_path = os.path.join(config.ckpt_save_dir, "metrics.jsonl")
