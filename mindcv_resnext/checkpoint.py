@@ -41,7 +41,7 @@ def check_fit(network, state):
     return missing, mismatched, unexpected
 
 
-def _misfit_message(path, missing, mismatched):
+def _misfit_message(path, missing, mismatched, meta, network):
     problems = []
     if missing:
         problems.append(f"{len(missing)} parameter(s) missing from the file (first: {', '.join(missing[:3])})")
@@ -49,6 +49,11 @@ def _misfit_message(path, missing, mismatched):
         name, got, want = mismatched[0]
         problems.append(f"{len(mismatched)} parameter(s) with the wrong shape (first: {name} is {got} in the "
                         f"file, {want} in the network)")
+    card = getattr(network, "card", None)
+    if meta.get("model") and card is not None:  # the file says what it holds: name both
+        return (f"checkpoint {path} holds {meta['model']} with {meta.get('num_classes')} classes, the network is "
+                f"{card.name} with {network.num_classes}: {'; '.join(problems)}. Set the model (and num_classes) to "
+                "the file's, or give a checkpoint of this model.")
     return (f"checkpoint {path} does not fit the network: {'; '.join(problems)}. "
             "Check the model name and its options (num_classes, in_channels) against the file.")
 
@@ -78,7 +83,9 @@ def save_checkpoint(path, network, meta, extra_state=None):
     then a rename, so a kill at any moment leaves the previous file intact."""
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    entries = [{"name": name, "data": param} for name, param in network.parameters_and_names()]
+    # Parameter names, not cell paths: mixed precision wraps cells (O2: `bn1._backbone.gamma`) but keeps the names
+    # (`bn1.gamma`) that the plain network, validate.py and MindCV load by.
+    entries = [{"name": param.name, "data": param} for param in network.get_parameters()]
     entries += [{"name": name, "data": param} for name, param in (extra_state or {}).items()]
     temporary = os.path.join(folder, f".{os.path.basename(path)}.{os.getpid()}.tmp.ckpt")
     try:
@@ -124,7 +131,7 @@ def load_state(network, state, path):
     Returns the names of the file's tensors that the network does not have."""
     missing, mismatched, unexpected = check_fit(network, state)
     if missing or mismatched:
-        raise CheckpointError(_misfit_message(path, missing, mismatched))
+        raise CheckpointError(_misfit_message(path, missing, mismatched, checkpoint_meta(state), network))
     wanted = network.parameters_dict()
     ms.load_param_into_net(network, {name: state[name] if state[name].dtype == param.dtype else  # fp16 files
                                      ms.Parameter(ms.Tensor(state[name].asnumpy(), param.dtype), name=name)

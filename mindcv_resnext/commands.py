@@ -8,13 +8,16 @@ from .checkpoint import CheckpointError, checkpoint_meta, load_state, read_check
 from .config import ConfigError, help_text, parse_value, resolve_config
 from .data import DataError
 from .distributed import grad_reducer_factory, init_distributed
+from .engine.step import cast_network
 from .engine.trainer import MODEL_OPTIONS, split_loader, train
 from .evaluate import batch_counts_fn, evaluate
 from .models import UnknownModelError, create_model
 from .runtime import setup_runtime
 
 EXIT_CODES = {ConfigError: 2, UnknownModelError: 2, DataError: 1, CheckpointError: 1}
-MACHINE_KEYS = ("device_target", "mode", "jit_level", "distribute", "num_parallel_workers", "amp_level")
+# What validate.py takes from a training checkpoint's saved config besides its model, classes and eval transform:
+# where its data lies (a default the command line can change). Never the run's limits (num_samples) or machine.
+DATA_LOCATION_KEYS = ("dataset", "data_dir", "train_split", "val_split")
 
 
 def run_guarded(command, argv):
@@ -74,9 +77,9 @@ def validate_command(argv):
         raise ConfigError("--ckpt_path is required: the checkpoint to score")
     state = read_checkpoint(ckpt_path)
     meta = checkpoint_meta(state)
-    # The checkpoint's data and transform settings, then recipe and flags; this machine's device settings are kept.
-    saved = {k: v for k, v in (meta.get("config") or {}).items() if k not in MACHINE_KEYS}
-    config = resolve_config(argv, base=saved)
+    # The checkpoint's eval transform and data location, then the recipe and flags.
+    saved = {k: v for k, v in (meta.get("config") or {}).items() if k in DATA_LOCATION_KEYS}
+    config = resolve_config(argv, base={**saved, **(meta.get("eval_transform") or {})})
     setup_runtime(config)
     num_classes = meta.get("num_classes") or config.num_classes
     if num_classes is None:
@@ -95,11 +98,17 @@ def validate_command(argv):
                         f"({len(loader.class_names)} vs {len(meta['class_names'])} classes, or other names)")
     if loader.num_classes > num_classes:
         raise DataError(f"{config.data_dir} has {loader.num_classes} classes, the model only {num_classes}")
-    metrics = evaluate(model, loader, batch_counts_fn(model, num_classes)).metrics(num_classes)
+    network = cast_network(model, config.val_amp_level)
+    metrics = evaluate(network, loader, batch_counts_fn(network, num_classes)).metrics(num_classes)
+    unreadable = len(loader.skipped)
     print(f"{ckpt_path}{' (EMA)' if use_ema else ''}: top-1 {metrics['top1']:.4f}" +
           (f", top-5 {metrics['top5']:.4f}" if "top5" in metrics else "") +
-          f", loss {metrics['loss']:.4f} on {metrics['num_samples']} samples of {config.data_dir}")
+          f", loss {metrics['loss']:.4f} on {metrics['num_samples']} of {loader.split_size} samples of "
+          f"{config.data_dir} ({config.val_split if config.dataset in ('imagefolder', 'imagenet') else 'test'} split"
+          + (f", limited by num_samples {config.num_samples}" if len(loader.samples) < loader.split_size else "")
+          + (f", {unreadable} unreadable" if unreadable else "") + ")")
     if as_json:
         print(json.dumps(dict(top1=metrics["top1"], top5=metrics.get("top5"), loss=metrics["loss"],
-                              num_samples=metrics["num_samples"], ckpt=os.path.abspath(ckpt_path))))
+                              num_samples=metrics["num_samples"], split_samples=loader.split_size,
+                              ckpt=os.path.abspath(ckpt_path))))
     return 0

@@ -1,7 +1,9 @@
 """Recipes: YAML files with `_base_` inheritance, overridden by `--key value` flags, checked against one schema.
 
-Every setting is a flat key, named as MindCV names it where MindCV has the setting, so a MindCV ResNeXt recipe runs
-here unchanged. YAML values and command-line strings go through the same parser: types, ranges and choices are
+Every setting is a flat key, named as MindCV names it where MindCV has the setting, with MindCV's meaning and default,
+so a MindCV ResNeXt recipe runs here unchanged (the few defaults that differ, and why, are in configs/README.md). A
+setting has one key; other spellings (MindCV's resume_opt, timm's filter_bias_and_bn) are aliases turned into that
+key as they are read. YAML values and command-line strings go through the same parser: types, ranges and choices are
 checked once, and an unknown key (in a file or on the command line) is an error that suggests the closest key.
 
     config = resolve_config(["-c", "configs/resnext/resnext50_32x4d_cpu.yaml", "--batch_size", "16"])
@@ -44,9 +46,10 @@ def _k(name, kind, default, help, **rules):
 SCHEMA = [
     # system
     _k("mode", "int", 0, "0: graph mode (compiled), 1: PyNative (for debugging)", choices=(0, 1)),
-    _k("device_target", "str", "CPU", "where to run", choices=("Ascend", "GPU", "CPU")),
-    _k("jit_level", "str", None, "graph compile level; O2 exists on Ascend only (CPU/GPU: O0 or O1)",
-       choices=("O0", "O1", "O2"), optional=True),
+    _k("device_target", "str", "auto", "where to run; auto: Ascend, else GPU, else CPU, the first this MindSpore "
+       "build and machine can use", choices=("auto", "Ascend", "GPU", "CPU")),
+    _k("jit_level", "str", "auto", "graph compile level; auto: O2 on Ascend in graph mode (as MindCV), else O0; O2 "
+       "(the whole-graph GE backend) exists on Ascend only", choices=("auto", "O0", "O1", "O2")),
     _k("distribute", "bool", False, "data-parallel run under msrun"),
     _k("seed", "int", 42, "seed of weights, data order and augmentation", low=0),
     _k("val_while_train", "bool", False, "validate during training"),
@@ -65,6 +68,7 @@ SCHEMA = [
     _k("batch_size", "int", 128, "batch per device", low=1),
     _k("drop_remainder", "bool", True, "drop the last partial training batch", only=(True,)),
     _k("aug_repeats", "int", 0, "repeated augmentation (not supported: 0 or 1)", only=(0, 1)),
+    _k("eval_shuffle", "bool", False, "shuffle the validation order (the counted metrics do not change)"),
     # augmentation
     _k("image_resize", "int", 224, "training and eval crop size", low=1),
     _k("scale", "floats", (0.08, 1.0), "random-resized-crop area range", length=2, low=0),
@@ -76,6 +80,8 @@ SCHEMA = [
     _k("interpolation", "str", "bilinear", "resize interpolation", choices=("bilinear", "bicubic", "nearest",
                                                                             "area")),
     _k("auto_augment", "str", None, "autoaug, randaug-m{M}-n{N} or trivialaugwide", optional=True),
+    _k("aug_splits", "int", 0, "MindCV's AugMix-style augmentation splits (with a JSD loss): not implemented here",
+       only=(0,)),
     _k("re_prob", "float", 0.0, "random erasing probability", low=0, high=1),
     _k("re_scale", "floats", (0.02, 0.33), "random erasing area range", length=2, low=0),
     _k("re_ratio", "floats", (0.3, 3.3), "random erasing aspect range", length=2, low=0),
@@ -104,9 +110,10 @@ SCHEMA = [
        choices=("symmetric", "same")),
     _k("pretrained", "bool", False, "download weights (not done here: give ckpt_path)", only=(False,)),
     _k("ckpt_path", "str", "", "initialise from this checkpoint (fine-tuning: another head is re-made)"),
-    _k("freeze_backbone", "bool", False, "train the head only (linear probe)"),
+    _k("freeze_backbone", "bool", False, "linear probe: the backbone runs in inference mode (weights and BatchNorm "
+       "statistics fixed), only the head trains"),
     _k("resume", "str", "", "continue a run: a checkpoint path, or auto for the newest in ckpt_save_dir"),
-    _k("amp_level", "str", "O0", "mixed precision level", choices=("O0", "O1", "O2", "O3")),
+    _k("resume_opt", "bool", False, "MindCV's way to resume: with ckpt_path, the same as resume: <ckpt_path>"),
     _k("keep_checkpoint_max", "int", 10, "old epoch checkpoints kept besides latest and best", low=0),
     _k("ckpt_save_dir", "str", "./ckpt", "where checkpoints, the resolved config and the logs go"),
     _k("ckpt_save_interval", "int", 1, "save every this many epochs", low=1),
@@ -117,15 +124,17 @@ SCHEMA = [
     _k("ema_decay", "float", 0.9999, "EMA decay per step", low=0, high=1),
     _k("clip_grad", "bool", False, "clip gradients by global norm"),
     _k("clip_value", "float", 15.0, "global-norm bound when clip_grad", low=0),
+    _k("layer_decay", "float", None, "layer-wise lr decay (MindCV's ViT fine-tuning): not implemented for ResNeXt",
+       optional=True, only=(None,)),
     # optimizer
     _k("opt", "str", "momentum", "optimizer", choices=("sgd", "momentum", "adamw")),
     _k("momentum", "float", 0.9, "momentum (SGD) or beta1 (AdamW)", low=0, high=1),
-    _k("weight_decay", "float", 1e-4, "weight decay", low=0),
-    _k("filter_bias_and_bn", "bool", True, "no weight decay on BN parameters and biases"),
+    _k("weight_decay", "float", 1e-6, "weight decay", low=0),
+    _k("weight_decay_filter", "str", "disable", "parameters kept out of weight decay: disable (none, MindCV's "
+       "default), auto (BN gamma and beta, MindSpore's own filter), norm_and_bias (BN parameters and biases)",
+       choices=("disable", "auto", "norm_and_bias")),
     _k("use_nesterov", "bool", False, "Nesterov momentum"),
-    _k("eps", "float", 1e-8, "AdamW epsilon", low=0),
-    _k("loss_scale", "float", 1.0, "loss scale (1: none); the starting scale when dynamic", low=1),
-    _k("dynamic_loss_scale", "bool", False, "adapt the loss scale and skip overflowed steps"),
+    _k("eps", "float", 1e-10, "AdamW epsilon", low=0),
     _k("gradient_accumulation_steps", "int", 1, "micro-batches per optimizer step", low=1),
     _k("lr_base_batch", "int", None, "the global batch `lr` was tuned for (None: lr is used as given)", low=1,
        optional=True),
@@ -133,13 +142,13 @@ SCHEMA = [
     # scheduler
     _k("scheduler", "str", "cosine_decay", "learning-rate schedule, per step",
        choices=("constant", "cosine_decay", "warmup_cosine_decay", "step_decay", "multi_step_decay")),
-    _k("lr", "float", 0.1, "peak learning rate (for lr_base_batch)", low=0),
-    _k("min_lr", "float", 0.0, "floor of the cosine schedule", low=0),
-    _k("warmup_epochs", "float", 0, "linear warmup epochs", low=0),
+    _k("lr", "float", 0.001, "peak learning rate (for lr_base_batch)", low=0),
+    _k("min_lr", "float", 1e-6, "floor of the cosine schedule", low=0),
+    _k("warmup_epochs", "float", 3, "linear warmup epochs", low=0),
     _k("warmup_factor", "float", 0.0, "warmup starts at lr x this", low=0, high=1),
     _k("decay_epochs", "int", None, "cosine: epochs of decay after warmup (None: to the end); step: period",
        low=1, optional=True),
-    _k("decay_rate", "float", 0.1, "step schedules: lr factor at each step", low=0, high=1),
+    _k("decay_rate", "float", 0.9, "step schedules: lr factor at each step", low=0, high=1),
     _k("multi_step_decay_milestones", "ints", (30, 60, 90), "multi_step_decay: epochs where lr x decay_rate",
        low=1),
     _k("lr_epoch_stair", "bool", False, "hold the lr for a whole epoch"),
@@ -148,9 +157,37 @@ SCHEMA = [
     # loss
     _k("loss", "str", "CE", "cross-entropy (soft targets with mixup/cutmix)", choices=("CE",)),
     _k("label_smoothing", "float", 0.0, "label smoothing", low=0, high=0.99),
+    _k("aux_factor", "float", 0.0, "auxiliary-head loss weight: ResNeXt has no auxiliary head", only=(0.0,)),
     _k("reduction", "str", "mean", "loss reduction", choices=("mean",)),
+    # mixed precision and loss scaling
+    _k("amp_level", "str", "O0", "mixed precision of training: O0 fp32, O1 listed ops fp16, O2 all but BatchNorm "
+       "fp16, O3 all fp16", choices=("O0", "O1", "O2", "O3")),
+    _k("val_amp_level", "str", "O0", "mixed precision of validate.py (validation during training runs at "
+       "amp_level, as in MindCV)", choices=("O0", "O1", "O2", "O3")),
+    _k("amp_cast_list", "str", None, "MindCV's own list of cells to cast: not implemented (amp_level picks them)",
+       optional=True, only=(None,)),
+    _k("loss_scale_type", "str", "fixed", "fixed; dynamic (halved on overflow, doubled after 2000 good steps); "
+       "auto (MindSpore's amp default: dynamic at amp_level O2, else fixed)", choices=("fixed", "dynamic", "auto")),
+    _k("loss_scale", "float", 1.0, "loss scale (1: none); the starting scale when dynamic", low=1),
+    _k("drop_overflow_update", "bool", True, "skip the update of a step whose gradients overflowed (dynamic "
+       "scaling always does); false applies it, as MindCV's default does"),
 ]
 SCHEMA_BY_NAME = {key.name: key for key in SCHEMA}
+
+
+@dataclasses.dataclass(frozen=True)
+class Alias:
+    """Another spelling of a setting: read with its own type, then turned into the key that holds the setting."""
+    key: Key
+    means: object  # the parsed value -> {schema key: value}
+
+
+ALIASES = {alias.key.name: alias for alias in [
+    Alias(_k("filter_bias_and_bn", "bool", None, "true: weight_decay_filter norm_and_bias; false: disable (timm)"),
+          lambda on: {"weight_decay_filter": "norm_and_bias" if on else "disable"}),
+    Alias(_k("dynamic_loss_scale", "bool", None, "true: loss_scale_type dynamic; false: fixed"),
+          lambda on: {"loss_scale_type": "dynamic" if on else "fixed"}),
+]}
 
 
 class Config(dict):
@@ -170,7 +207,7 @@ class Config(dict):
 
 
 def _suggest(name):
-    close = difflib.get_close_matches(name, SCHEMA_BY_NAME, n=1, cutoff=0.6)
+    close = difflib.get_close_matches(name, [*SCHEMA_BY_NAME, *ALIASES], n=1, cutoff=0.6)
     return f"; did you mean {close[0]!r}?" if close else "; see configs/README.md for the keys"
 
 
@@ -214,8 +251,8 @@ def eval_product(text):
 
 
 def parse_value(name, value, source="config"):
-    """Check and convert `value` for key `name`; `source` says where it came from, for the error message."""
-    key = SCHEMA_BY_NAME.get(name)
+    """Check and convert `value` for key `name` (or an alias); `source` says where it came from, for the error."""
+    key = lookup_key(name)
     if key is None:
         raise ConfigError(f"{source}: unknown key {name!r}{_suggest(name)}")
     if isinstance(value, (list, tuple)) and len(value) == 1 and isinstance(value[0], str):
@@ -249,6 +286,20 @@ def parse_value(name, value, source="config"):
     if key.only is not None and result not in key.only:
         raise ConfigError(f"{source}: {name}={result!r} is not supported here ({key.help})")
     return result
+
+
+def lookup_key(name):
+    """The Key of a schema key or of an alias; None for an unknown name."""
+    return SCHEMA_BY_NAME.get(name) or (ALIASES[name].key if name in ALIASES else None)
+
+
+def _assign(config, name, value, source):
+    """Set one setting from a recipe or a flag; an alias sets the key it stands for."""
+    value = parse_value(name, value, source)
+    if name in ALIASES:
+        config.update(ALIASES[name].means(value))
+    else:
+        config[name] = value
 
 
 def load_recipe(path, _chain=()):
@@ -308,22 +359,36 @@ def resolve_config(argv=(), recipe=None, base=None):
             config[name] = parse_value(name, value, "saved config")
     if recipe:
         for name, (value, path) in load_recipe(recipe).items():
-            config[name] = parse_value(name, value, f"recipe {path}")
+            _assign(config, name, value, f"recipe {path}")
         config["config"] = os.path.abspath(recipe)
     else:
         config["config"] = None
     for name, values in flags:
-        key = SCHEMA_BY_NAME.get(name)
+        key = lookup_key(name)
         if key is None:
             raise ConfigError(f"unknown flag --{name}{_suggest(name)}")
         if not values:
             if key.kind != "bool":
                 raise ConfigError(f"--{name} needs a value")
             values = ["true"]
-        config[name] = parse_value(name, values if key.kind in ("ints", "floats") else
-                                   (values[0] if len(values) == 1 else values), f"--{name}")
+        _assign(config, name, values if key.kind in ("ints", "floats") else
+                (values[0] if len(values) == 1 else values), f"--{name}")
+    normalize(config)
     check_consistency(config)
     return config
+
+
+def normalize(config):
+    """MindCV's ways of saying a thing, said the one way the code reads it."""
+    if config.resume_opt:  # MindCV resumes with ckpt_path + resume_opt: true
+        if not config.ckpt_path:
+            raise ConfigError("resume_opt is true but ckpt_path is empty: give the checkpoint to resume with "
+                              "--ckpt_path (MindCV's way), or use --resume PATH or --resume auto")
+        if config.resume:
+            raise ConfigError("give resume, or ckpt_path with resume_opt (MindCV's way), not both")
+        config.update(resume=config.ckpt_path, ckpt_path="", resume_opt=False)
+    for name in ("drop_rate", "drop_path_rate"):  # MindCV's None: no dropout
+        config[name] = config[name] or 0.0
 
 
 def check_consistency(config):
@@ -333,9 +398,13 @@ def check_consistency(config):
     if config.scale[0] > config.scale[1] or config.ratio[0] > config.ratio[1]:
         raise ConfigError(f"scale and ratio are ranges low, high: got scale {config.scale}, ratio {config.ratio}")
     if config.warmup_epochs >= config.epoch_size and config.scheduler != "constant":
-        raise ConfigError(f"warmup_epochs ({config.warmup_epochs}) must be below epoch_size ({config.epoch_size})")
-    if config.jit_level == "O2" and config.device_target != "Ascend":
-        raise ConfigError(f"jit_level O2 exists on Ascend only; on {config.device_target} use O0 or O1")
+        raise ConfigError(f"warmup_epochs ({config.warmup_epochs}) must be below epoch_size ({config.epoch_size}): "
+                          "lower --warmup_epochs (the default is MindCV's 3)")
+    if config.jit_level == "O2" and config.device_target not in ("Ascend", "auto"):
+        raise ConfigError(f"jit_level O2 exists on Ascend only; on {config.device_target} use O0, O1 or auto")
+    if config.loss_scale_type == "dynamic" and not config.drop_overflow_update:
+        raise ConfigError("loss_scale_type dynamic always skips overflowed steps: drop_overflow_update false "
+                          "contradicts it (use loss_scale_type fixed to apply them)")
     if config.decay_epochs and config.scheduler in ("cosine_decay", "warmup_cosine_decay") and \
             config.warmup_epochs + config.decay_epochs > config.epoch_size:
         raise ConfigError(f"warmup_epochs + decay_epochs ({config.warmup_epochs} + {config.decay_epochs}) is more than "
@@ -367,4 +436,6 @@ def help_text():
         default = list(key.default) if isinstance(key.default, tuple) else key.default
         choices = f" {{{', '.join(map(str, key.choices))}}}" if key.choices else ""
         lines.append(f"  --{key.name} ({key.kind}{choices}, default {default}): {key.help}")
+    lines += ["", "other spellings, read as the key they stand for:"]
+    lines += [f"  --{alias.key.name} ({alias.key.kind}): {alias.key.help}" for alias in ALIASES.values()]
     return "\n".join(lines)

@@ -8,6 +8,7 @@ from mindspore import ops
 
 from .distributed import all_reduce_sum
 from .engine.loss import CrossEntropy
+from .runtime import jit
 
 
 @dataclasses.dataclass
@@ -33,7 +34,7 @@ def batch_counts_fn(network, num_classes):
     loss_fn = CrossEntropy(num_classes)
     k = min(5, num_classes)
 
-    @ms.jit
+    @jit
     def counts(images, labels):
         logits = ops.cast(network(images), ms.float32)
         _, top = ops.topk(logits, k)

@@ -9,8 +9,8 @@ from mindcv_resnext.config import ConfigError, Config, load_recipe, resolve_conf
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RECIPES = sorted(glob.glob(os.path.join(ROOT, "configs", "**", "*.yaml"), recursive=True))
-DEVICE_KEYS = {"device_target", "mode", "jit_level", "distribute", "batch_size", "amp_level", "loss_scale",
-               "dynamic_loss_scale", "num_parallel_workers"}
+DEVICE_KEYS = {"device_target", "mode", "distribute", "batch_size", "amp_level", "loss_scale", "loss_scale_type",
+               "num_parallel_workers"}
 
 
 def recipe(name):
@@ -46,7 +46,7 @@ def test_ascend_recipe_is_mindcvs():
     config = resolve_config(["-c", recipe("resnext/resnext50_32x4d_ascend.yaml")])
     assert (config.batch_size, config.lr, config.lr_base_batch, config.scheduler, config.epoch_size) == \
         (32, 0.1, 256, "cosine_decay", 150)
-    assert (config.label_smoothing, config.amp_level, config.loss_scale, config.jit_level) == (0.1, "O2", 1024, "O2")
+    assert (config.label_smoothing, config.amp_level, config.loss_scale, config.jit_level) == (0.1, "O2", 1024, "auto")
     assert scale_learning_rate(config, world_size=8) == (0.1, 256, 1.0)
 
 
@@ -63,7 +63,7 @@ def write(path, text):
 
 
 def test_later_bases_and_the_file_itself_override_earlier_keys(tmp_path):
-    write(tmp_path / "a.yaml", "lr: 0.1\nbatch_size: 8\nepoch_size: 3\n")
+    write(tmp_path / "a.yaml", "lr: 0.1\nbatch_size: 8\nepoch_size: 3\nwarmup_epochs: 1\n")
     write(tmp_path / "b.yaml", "lr: 0.2\nseed: 5\n")
     top = write(tmp_path / "top.yaml", "_base_: [a.yaml, b.yaml]\nseed: 6\n")
     config = resolve_config(["-c", top])

@@ -58,7 +58,7 @@ def test_cross_entropy_with_label_smoothing_and_soft_targets():
 
 
 def test_no_weight_decay_on_bn_and_bias(cifar_net):
-    groups = parameter_groups(cifar_net.trainable_params(), 1e-4)
+    groups = parameter_groups(cifar_net.trainable_params(), 1e-4, "norm_and_bias")
     decayed = {p.name for p in groups[0]["params"]}
     assert "layer1.0.conv2.weight" in decayed and "classifier.weight" in decayed
     assert not any(n.endswith(("gamma", "beta", "bias")) for n in decayed)
@@ -73,7 +73,7 @@ def dense_net(seed=0):
 
 
 def plain_step(net, lr=0.1, **options):
-    optimizer = create_optimizer(net.trainable_params(), "momentum", lr, momentum=0.0, filter_bias_and_bn=False)
+    optimizer = create_optimizer(net.trainable_params(), "momentum", lr, momentum=0.0)
     return TrainStep(net, CrossEntropy(3), optimizer, **options), optimizer
 
 
@@ -168,9 +168,12 @@ def test_checkpoint_is_self_describing(straight_run):
     assert meta["eval_transform"]["image_resize"] == 16 and meta["eval_transform"]["crop_pct"] == 1.0
     assert (meta["epoch"], meta["global_step"]) == (2, 12)
     assert sorted(os.listdir(save_dir)) == ["best.ckpt", "config.yaml", "curves.png", "epoch_0001.ckpt",
-                                            "epoch_0002.ckpt", "latest.ckpt", "metrics.jsonl"]
+                                            "epoch_0002.ckpt", "latest.ckpt", "metrics.jsonl", "run.json"]
     records = [json.loads(line) for line in open(os.path.join(save_dir, "metrics.jsonl"))]
     assert [r["epoch"] for r in records] == [1, 2] and all(0 <= r["top1"] <= 1 for r in records)
+    run = json.load(open(os.path.join(save_dir, "run.json")))  # what the recipe does not say, resolved
+    assert (run["device_target"], run["jit_level"], run["devices"], run["global_batch"]) == ("CPU", "O0", 1, 8)
+    assert (run["lr"], run["lr_factor"], run["steps_per_epoch"], run["loss_scale_type"]) == (0.05, 1.0, 6, "dynamic")
 
 
 class Killed(Exception):

@@ -17,7 +17,7 @@ import mindspore.dataset as ds
 from PIL import Image
 
 from .image_check import is_complete_image
-from .sources import DataError, load_samples
+from .sources import DataError, limit_samples, load_samples
 from .transforms import TransformSettings, eval_image_ops, mix_batch, train_image_ops
 
 
@@ -58,11 +58,12 @@ class ImageLoader:
     """Batches of one split for one shard: `for images, labels in loader.epoch(e)`.
 
     Training: shuffled per epoch, full batches only, labels int32 (N,) or, with mixup/cutmix, float32 soft targets
-    (N, num_classes). Evaluation: fixed order, every sample of the shard once, the last batch may be smaller.
+    (N, num_classes). Evaluation: every sample of the shard once, in a fixed order (shuffled by seed with
+    eval_shuffle, MindCV's option), the last batch may be smaller.
     """
 
     def __init__(self, samples, settings=None, batch_size=32, training=True, num_shards=1, shard_id=0, seed=0,
-                 num_workers=2, log=print):
+                 num_workers=2, log=print, eval_shuffle=False, split_size=None):
         if not 0 <= shard_id < num_shards:
             raise ValueError(f"shard_id must be in 0..{num_shards - 1}, got {shard_id}")
         if batch_size < 1:
@@ -70,7 +71,8 @@ class ImageLoader:
         self.samples, self.settings = samples, settings or TransformSettings()
         self.batch_size, self.training = batch_size, training
         self.num_shards, self.shard_id, self.seed = num_shards, shard_id, seed
-        self.num_workers, self.log = num_workers, log
+        self.num_workers, self.log, self.eval_shuffle = num_workers, log, eval_shuffle
+        self.split_size = split_size or len(samples)  # the whole split, before any num_samples cap
         self.class_names = samples.class_names
         self.num_classes = len(samples.class_names)
         self.skipped = []  # (epoch, file) of every image that could not be decoded
@@ -93,20 +95,24 @@ class ImageLoader:
             raise ValueError(f"epoch must be 0 or more, got {epoch}")
         n = len(self.samples)
         if not self.training:
-            return np.arange(self.shard_id, n, self.num_shards)
+            order = np.random.default_rng([self.seed, epoch]).permutation(n) if self.eval_shuffle else np.arange(n)
+            return order[self.shard_id::self.num_shards]
         order = np.random.default_rng([self.seed, epoch]).permutation(n)
         padded = np.resize(order, self.num_shards * math.ceil(n / self.num_shards))  # repeats from the start
         return padded[self.shard_id::self.num_shards]
+
+    def image_ops(self):
+        """The per-image transforms this loader's pipeline applies."""
+        return (train_image_ops if self.training else eval_image_ops)(self.settings, self.samples.encoded)
 
     def pipeline(self, order, epoch):
         # Augmentation randomness per (seed, epoch, shard). MindSpore's set_seed also reseeds Python's `random` and
         # numpy's global generator; nothing here draws from those.
         ds.config.set_seed(int(np.random.SeedSequence([self.seed, epoch, self.shard_id]).generate_state(1)[0]))
         ds.config.set_error_samples_mode(ds.config.ErrorSamplesMode.SKIP)
-        image_ops = (train_image_ops if self.training else eval_image_ops)(self.settings, self.samples.encoded)
         data = ds.GeneratorDataset(_Reader(self.samples, order), ["image", "label", "index"], shuffle=False,
                                    python_multiprocessing=False)
-        data = data.map(image_ops, input_columns="image", num_parallel_workers=self.num_workers)
+        data = data.map(self.image_ops(), input_columns="image", num_parallel_workers=self.num_workers)
         return data.batch(self.batch_size, drop_remainder=False)
 
     def _finish(self, images, labels, rng):
@@ -144,7 +150,9 @@ class ImageLoader:
 
 
 def create_loader(dataset, data_dir, split, settings=None, batch_size=32, num_samples=None, train_split="train",
-                  val_split="val", num_shards=1, shard_id=0, seed=0, num_workers=2, log=print):
-    """An ImageLoader over one split ("train" shuffles and augments, "val" evaluates) of an ImageFolder or CIFAR."""
-    samples = load_samples(dataset, data_dir, split, train_split, val_split, num_samples, seed)
-    return ImageLoader(samples, settings, batch_size, split == "train", num_shards, shard_id, seed, num_workers, log)
+                  val_split="val", num_shards=1, shard_id=0, seed=0, num_workers=2, log=print, eval_shuffle=False):
+    """An ImageLoader over one split ("train" shuffles and augments, "val" evaluates) of an ImageFolder or CIFAR,
+    capped at `num_samples` (a fixed subset; the loader's split_size keeps the whole split's size)."""
+    samples = load_samples(dataset, data_dir, split, train_split, val_split)
+    return ImageLoader(limit_samples(samples, num_samples, seed), settings, batch_size, split == "train", num_shards,
+                       shard_id, seed, num_workers, log, eval_shuffle, split_size=len(samples))

@@ -23,7 +23,7 @@ class TransformSettings:
     ratio: tuple = (0.75, 1.333)            # random-resized-crop aspect range
     hflip: float = 0.5                      # probability of a horizontal flip
     vflip: float = 0.0
-    color_jitter: object = None             # float (brightness = contrast = saturation) or [b, c, s(, hue)];
+    color_jitter: object = None             # one number (brightness = contrast = saturation) or [b, c, s(, hue)];
                                             # not applied when auto_augment is set (as timm)
     interpolation: str = "bilinear"         # bilinear or bicubic (Pillow's): published weights differ by ~0.3 on it
     auto_augment: str = None                # "autoaug", "randaug-m{M}-n{N}", "trivialaugwide"
@@ -62,6 +62,8 @@ class TransformSettings:
                 raise ValueError(f"{key} must list 3 values (R, G, B), got {getattr(self, key)}")
         if self.auto_augment:
             auto_augment_op(self.auto_augment, vision.Inter.BILINEAR)  # an unknown policy fails here, not later
+        if self.color_jitter is not None:
+            color_jitter_strengths(self.color_jitter)
         if self.mixup < 0 or self.cutmix < 0:
             raise ValueError(f"mixup and cutmix are Beta alphas >= 0, got {self.mixup}, {self.cutmix}")
 
@@ -102,6 +104,16 @@ def auto_augment_op(policy, interpolation):
                      "trivialaugwide (MindSpore's RandAugment has no mstd/inc variants)")
 
 
+def color_jitter_strengths(color_jitter):
+    """(brightness, contrast, saturation, hue) from one number (the first three, as timm and MindCV), three or four."""
+    values = [float(v) for v in np.atleast_1d(color_jitter)]
+    if len(values) not in (1, 3, 4):
+        raise ValueError(f"color_jitter takes 1, 3 or 4 values, got {len(values)}: {color_jitter}")
+    if len(values) == 1:
+        values *= 3
+    return (*values[:3], values[3] if len(values) == 4 else 0.0)
+
+
 def train_image_ops(settings, encoded):
     """Training ops for one image: encoded file bytes (ImageNet path) or HWC uint8 pixels (CIFAR path)."""
     size, inter = int(settings.image_resize), INTERPOLATIONS[settings.interpolation]
@@ -117,12 +129,11 @@ def train_image_ops(settings, encoded):
     if settings.auto_augment:  # the augment ops take OpenCV's interpolations only, not Pillow's cubic
         ops.append(auto_augment_op(settings.auto_augment,
                                    vision.Inter.BICUBIC if settings.interpolation == "bicubic" else inter))
-    if settings.color_jitter and not settings.auto_augment:  # as timm: the augment policy replaces the jitter
-        jitter = settings.color_jitter
-        jitter = [float(jitter)] * 3 if np.isscalar(jitter) else [float(j) for j in jitter]
-        ranges = [(max(0.0, 1 - j), 1 + j) for j in jitter[:3]]
-        hue = (-jitter[3], jitter[3]) if len(jitter) > 3 else (0, 0)
-        ops.append(vision.RandomColorAdjust(*ranges, hue=hue))
+    if settings.color_jitter is not None and not settings.auto_augment:  # as timm: the policy replaces the jitter
+        brightness, contrast, saturation, hue = color_jitter_strengths(settings.color_jitter)
+        if brightness or contrast or saturation or hue:
+            ops.append(vision.RandomColorAdjust(*[(max(0.0, 1 - j), 1 + j) for j in (brightness, contrast, saturation)],
+                                                hue=(-hue, hue)))
     ops += settings.normalize_chw()
     if settings.re_prob > 0:
         ops.append(vision.RandomErasing(settings.re_prob, tuple(settings.re_scale), tuple(settings.re_ratio)))

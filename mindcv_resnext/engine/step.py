@@ -2,10 +2,16 @@
 the optimizer update (skipped when a gradient overflowed), and the EMA of the weights.
 
 Loss scaling uses `amp.DynamicLossScaler` / `amp.StaticLossScaler` with `amp.all_finite`, which run on every backend
-(MindSpore's `TrainOneStepWithLossScaleCell` needs an NPU-only op and fails on CPU).
+(MindSpore's `TrainOneStepWithLossScaleCell` needs an NPU-only op and fails on CPU). The scale follows MindCV's
+loss_scale_type and drop_overflow_update, with the factor and window of MindSpore's DynamicLossScaleManager (x2,
+2000 steps).
 """
 import mindspore as ms
 from mindspore import amp, ops
+
+from ..runtime import jit
+
+SCALE_FACTOR, SCALE_WINDOW = 2, 2000
 
 
 def clone_parameters(params, prefix, zeros=False):
@@ -18,15 +24,17 @@ class TrainStep:
     """`loss, finite = step(images, labels)`; call `network.set_train(True)` first.
 
     With `accumulation_steps` k, the optimizer steps on the k-th call with the mean gradient of the k micro-batches;
-    the other calls only accumulate (and return finite=True). `finite` is False for a skipped (overflowed) step.
+    the other calls only accumulate (and return finite=True). `finite` is False for a step whose gradients overflowed:
+its update is skipped, unless `drop_overflow_update` is False with a fixed scale (MindCV's default), which applies it.
     """
 
     def __init__(self, network, loss_fn, optimizer, loss_scale=1.0, dynamic_loss_scale=False, clip_norm=None,
-                 accumulation_steps=1, ema_decay=None, grad_reducer=None):
+                 accumulation_steps=1, ema_decay=None, grad_reducer=None, drop_overflow_update=True):
         self.network, self.optimizer = network, optimizer
         self.accumulation_steps, self.micro_step = accumulation_steps, 0
-        self.scaler = (amp.DynamicLossScaler(loss_scale, 2, 1000) if dynamic_loss_scale
+        self.scaler = (amp.DynamicLossScaler(loss_scale, SCALE_FACTOR, SCALE_WINDOW) if dynamic_loss_scale
                        else amp.StaticLossScaler(loss_scale))
+        drop_overflow = drop_overflow_update or dynamic_loss_scale
         self.ema_decay = ema_decay
         self.ema_sources = ms.ParameterTuple(network.get_parameters()) if ema_decay else None
         self.ema = clone_parameters(self.ema_sources, "ema") if ema_decay else None
@@ -40,14 +48,14 @@ class TrainStep:
 
         grad_fn = ms.value_and_grad(forward, None, params)
 
-        @ms.jit
+        @jit
         def accumulate(images, labels):
             scaled_loss, grads = grad_fn(images, labels)
             for buffer, grad in zip(accumulated, grads):
                 ops.assign_add(buffer, grad)
             return scaler.unscale(scaled_loss)
 
-        @ms.jit
+        @jit
         def apply(images, labels):
             scaled_loss, grads = grad_fn(images, labels)
             if k > 1:
@@ -62,7 +70,9 @@ class TrainStep:
                 scaler.adjust(finite)
             if clip_norm is not None:
                 grads = ops.clip_by_global_norm(grads, clip_norm)
-            if finite:
+            if not drop_overflow:  # a constant: decided when the graph is built
+                optimizer(grads)
+            elif finite:
                 optimizer(grads)
             if ema_decay:
                 for average, source in zip(ema, sources):
@@ -90,10 +100,20 @@ class TrainStep:
 
 
 def cast_network(network, amp_level):
-    """Mixed precision O1-O3 (fp16 compute); O0 keeps fp32. The loss is always computed in fp32."""
+    """Mixed precision O1-O3 (fp16 compute); O0 keeps fp32. The loss is always computed in fp32.
+
+    MindSpore changes `network` in place (O2 wraps each BatchNorm, so its parameters' paths become
+    `bn1._backbone.gamma`), but the Parameters keep their names (`bn1.gamma`): checkpoints are written and read by
+    Parameter name, never by path.
+    """
     if amp_level != "O0":
         network = amp.auto_mixed_precision(network, amp_level)
     return network
 
 
-__all__ = ["TrainStep", "cast_network", "clone_parameters"]
+def dynamic_loss_scaling(loss_scale_type, amp_level):
+    """Whether the scale adapts: MindCV's loss_scale_type, with `auto` as MindSpore's amp default (dynamic at O2)."""
+    return loss_scale_type == "dynamic" or (loss_scale_type == "auto" and amp_level == "O2")
+
+
+__all__ = ["TrainStep", "cast_network", "clone_parameters", "dynamic_loss_scaling"]

@@ -13,20 +13,22 @@ import mindspore as ms
 import numpy as np
 from mindspore import ops
 
-from ..checkpoint import load_training_state, load_weights_for_finetuning, save_checkpoint
+from ..checkpoint import HEAD_PREFIX, load_training_state, load_weights_for_finetuning, save_checkpoint
 from ..config import ConfigError, scale_learning_rate
 from ..data import TransformSettings, create_loader
-from ..distributed import average_batchnorm_statistics
+from ..distributed import all_reduce_sum, average_batchnorm_statistics
 from ..evaluate import batch_counts_fn, evaluate
 from ..models import create_model
+from ..runtime import current_runtime
 from .curves import draw_curves
 from .loss import CrossEntropy
 from .optim import create_optimizer
 from .schedule import schedule_from_config
-from .step import TrainStep, cast_network
+from .step import TrainStep, cast_network, dynamic_loss_scaling
 
 MODEL_OPTIONS = ("in_channels", "drop_rate", "drop_path_rate", "zero_init_last", "stem_pool_pad")
 TRANSFORM_KEYS = [f.name for f in dataclasses.fields(TransformSettings)]
+HEAD_CELLS = ("dropout", "classifier")  # what a linear probe trains; every other cell of the model is the backbone
 
 
 def transform_settings(config):
@@ -42,7 +44,8 @@ def split_loader(config, split, rank=0, world_size=1, log=print):
                          batch_size=config.batch_size, num_samples=config.num_samples,
                          train_split=config.train_split, val_split=config.val_split, num_shards=world_size,
                          shard_id=rank, seed=config.seed,
-                         num_workers=min(config.num_parallel_workers, os.cpu_count() or 1), log=log)
+                         num_workers=min(config.num_parallel_workers, os.cpu_count() or 1), log=log,
+                         eval_shuffle=config.eval_shuffle)
 
 
 def data_loaders(config, rank=0, world_size=1, log=print):
@@ -60,6 +63,41 @@ def checkpoint_metadata(config, class_names, epoch, global_step, best_top1, metr
                                                              "interpolation", "mean", "std")},
                 epoch=epoch, global_step=global_step, best_top1=best_top1, metrics=metrics,
                 config={k: list(v) if isinstance(v, tuple) else v for k, v in config.items()})
+
+
+def optimizer_from_config(config, params, schedule):
+    """The recipe's optimizer over `params`, its lr following `schedule` (one value per optimizer step)."""
+    return create_optimizer(params, config.opt, schedule, config.momentum, config.weight_decay, config.use_nesterov,
+                            config.weight_decay_filter, config.eps)
+
+
+def freeze_backbone(model, log):
+    """Linear probe: only the head's parameters train (the backbone's BatchNorm is fixed by set_training_mode)."""
+    for param in model.trainable_params():
+        param.requires_grad = param.name.startswith(HEAD_PREFIX)
+    head = [p.name for p in model.trainable_params()]
+    log(f"linear probe: the backbone is frozen and runs in inference mode (weights and BatchNorm statistics fixed, "
+        f"no drop-path); training {', '.join(head)} ({sum(p.size for p in model.trainable_params()):,} values)")
+
+
+def set_training_mode(model, frozen_backbone):
+    """Train mode for the whole model, or, for a linear probe, for the head alone: a frozen backbone runs as in
+    inference, so its BatchNorm layers normalise with their moving statistics and never update them."""
+    model.set_train(True)
+    if frozen_backbone:
+        for name, cell in model.name_cells().items():
+            if name not in HEAD_CELLS:
+                cell.set_train(False)
+
+
+def write_run_record(config, path, **facts):
+    """run.json: what this run resolved that the recipe does not say (device, compile level, devices, global batch,
+    effective lr, ...), beside config.yaml."""
+    runtime = current_runtime()
+    record = dict(device_target=runtime.device, mode=runtime.mode, jit_level=runtime.jit_level,
+                  amp_level=config.amp_level, mindspore=ms.__version__, recipe=config.get("config"), **facts)
+    with open(path, "w") as f:
+        json.dump(record, f, indent=1)
 
 
 def find_resume_checkpoint(config, log):
@@ -99,8 +137,8 @@ def train(config, rank=0, world_size=1, grad_reducer_factory=None, log=print):
         load_weights_for_finetuning(model, config.ckpt_path, log)
         log(f"initialised from {config.ckpt_path}")
     if config.freeze_backbone:
-        for param in model.trainable_params():
-            param.requires_grad = param.name.startswith("classifier.")
+        freeze_backbone(model, log)
+    set_training_mode(model, config.freeze_backbone)  # before the step is compiled: the graph keeps these modes
 
     # Learning rate for the real global batch, the schedule per optimizer step, the optimizer and the step.
     lr, global_batch, factor = scale_learning_rate(config, world_size)
@@ -109,13 +147,13 @@ def train(config, rank=0, world_size=1, grad_reducer_factory=None, log=print):
         raise ConfigError(f"an epoch holds {len(train_loader)} batches, fewer than gradient_accumulation_steps "
                           f"({config.gradient_accumulation_steps})")
     schedule = schedule_from_config(config, steps_per_epoch, lr)
-    optimizer = create_optimizer(model.trainable_params(), config.opt, schedule, config.momentum,
-                                 config.weight_decay, config.use_nesterov, config.filter_bias_and_bn, config.eps)
+    optimizer = optimizer_from_config(config, model.trainable_params(), schedule)
+    dynamic_scale = dynamic_loss_scaling(config.loss_scale_type, config.amp_level)
     step = TrainStep(cast_network(model, config.amp_level), CrossEntropy(num_classes, config.label_smoothing),
-                     optimizer, config.loss_scale, config.dynamic_loss_scale,
-                     config.clip_value if config.clip_grad else None, config.gradient_accumulation_steps,
-                     config.ema_decay if config.ema else None,
-                     grad_reducer_factory(optimizer.parameters) if grad_reducer_factory else None)
+                     optimizer, config.loss_scale, dynamic_scale, config.clip_value if config.clip_grad else None,
+                     config.gradient_accumulation_steps, config.ema_decay if config.ema else None,
+                     grad_reducer_factory(optimizer.parameters) if grad_reducer_factory else None,
+                     config.drop_overflow_update)
 
     # Resume: weights, optimizer (its global step places the lr), EMA and loss scale; the data order follows epoch.
     start_epoch, best_top1, records = 0, None, []
@@ -129,6 +167,13 @@ def train(config, rank=0, world_size=1, grad_reducer_factory=None, log=print):
         os.makedirs(config.ckpt_save_dir, exist_ok=True)
         with open(os.path.join(config.ckpt_save_dir, "config.yaml"), "w") as f:
             f.write(config.to_yaml())
+        write_run_record(config, os.path.join(config.ckpt_save_dir, "run.json"), devices=world_size,
+                         batch_size=config.batch_size, accumulation=config.gradient_accumulation_steps,
+                         global_batch=global_batch, lr=lr, lr_factor=factor, lr_rule=config.lr_scale,
+                         lr_base_batch=config.lr_base_batch, steps_per_epoch=steps_per_epoch,
+                         train_samples=len(train_loader.samples), num_classes=num_classes,
+                         loss_scale_type="dynamic" if dynamic_scale else "fixed", loss_scale=config.loss_scale,
+                         linear_probe=config.freeze_backbone, resumed_from=resume_path)
         if resume_path and os.path.isfile(metrics_path):
             with open(metrics_path) as f:
                 records = [r for r in map(json.loads, f) if r["epoch"] <= start_epoch]
@@ -140,32 +185,36 @@ def train(config, rank=0, world_size=1, grad_reducer_factory=None, log=print):
         f"{steps_per_epoch} steps/epoch, epochs {start_epoch + 1}..{config.epoch_size}")
 
     counts_fn = batch_counts_fn(model, num_classes) if val_loader else None
-    summary = dict(best_top1=best_top1, epochs_run=0, skipped_steps=0)
+    summary = dict(best_top1=best_top1, epochs_run=0, overflow_steps=0)
     for epoch in range(start_epoch, config.epoch_size):
-        model.set_train(True)
-        losses, skipped, started, seen = [], 0, time.perf_counter(), 0
+        set_training_mode(model, config.freeze_backbone)
+        losses, overflowed, started, seen = [], 0, time.perf_counter(), 0
         batches = steps_per_epoch * config.gradient_accumulation_steps  # whole accumulation windows only
         for i, (images, labels) in enumerate(train_loader.epoch(epoch), start=1):
             if i > batches:
                 break
             loss, finite = step(ms.Tensor(images), ms.Tensor(labels))
             losses.append(float(loss.asnumpy()))
-            skipped += not bool(finite.asnumpy())
+            overflowed += not bool(finite.asnumpy())
             seen += len(labels)
             if i % config.log_interval == 0 or i == len(train_loader):
                 position = min(int(optimizer.global_step.asnumpy()[0]), len(schedule) - 1)
                 log(f"epoch {epoch + 1}/{config.epoch_size} step {i}/{len(train_loader)} loss "
                     f"{np.mean(losses[-config.log_interval:]):.4f} lr {schedule[position]:.6f} "
                     f"{seen / (time.perf_counter() - started):.1f} img/s")
-        record = dict(epoch=epoch + 1, train_loss=float(np.mean(losses)) if losses else None,
+        loss_sum, loss_count = all_reduce_sum([np.sum(losses), len(losses)], world_size)  # every rank's batches
+        record = dict(epoch=epoch + 1, train_loss=float(loss_sum / loss_count) if loss_count else None,
                       lr=float(schedule[min((epoch + 1) * steps_per_epoch - 1, len(schedule) - 1)]),
-                      skipped_steps=skipped, unreadable_images=len(train_loader.skipped),
+                      overflow_steps=overflowed, unreadable_images=len(train_loader.skipped),
                       seconds=round(time.perf_counter() - started, 2))
-        if skipped:
-            log(f"epoch {epoch + 1}: skipped {skipped} step(s) with overflowed gradients")
-        summary["skipped_steps"] += skipped
+        if overflowed:
+            log(f"epoch {epoch + 1}: {overflowed} step(s) with overflowed gradients "
+                + ("skipped" if config.drop_overflow_update or dynamic_scale else
+                   "applied (drop_overflow_update is false)"))
+        summary["overflow_steps"] += overflowed
 
-        average_batchnorm_statistics(model, world_size)  # one model on every rank: validated and saved
+        if not config.freeze_backbone:  # frozen statistics are equal on every rank already
+            average_batchnorm_statistics(model, world_size)  # one model on every rank: validated and saved
         if val_loader and ((epoch + 1) % config.val_interval == 0 or epoch + 1 == config.epoch_size):
             counts = evaluate(model, val_loader, counts_fn, world_size)
             record.update(counts.metrics(num_classes))

@@ -174,21 +174,9 @@ class ResNeXt(nn.Cell):
             self.classifier = nn.Dense(self.num_features, num_classes, weight_init=init.HeUniform(math.sqrt(5)),
                                        bias_init=init.Uniform(bound))
 
-    def forward_stem(self, x):
-        return self.relu(self.bn1(self.conv1(x)))
-
-    def forward_features(self, x):
-        """The last stage's feature map, (N, num_features, H/32, W/32) for ImageNet networks."""
-        x = self.layer1(self.max_pool(self.forward_stem(x)))
-        x = self.layer2(x)
-        x = self.layer3(x)
-        if self.layer4 is not None:
-            x = self.layer4(x)
-        return x
-
     def forward_intermediates(self, x):
         """The stem map and every stage map, in the order of `feature_info` before `out_indices` picks."""
-        x = self.forward_stem(x)
+        x = self.relu(self.bn1(self.conv1(x)))
         maps = (x,)
         x = self.layer1(self.max_pool(x))
         maps += (x,)
@@ -201,6 +189,10 @@ class ResNeXt(nn.Cell):
             maps += (x,)
         return maps
 
+    def forward_features(self, x):
+        """The last stage's feature map, (N, num_features, H/32, W/32) for ImageNet networks."""
+        return self.forward_intermediates(x)[-1]
+
     def forward_head(self, x, pre_logits=False):
         """Global average pool, dropout and the classifier; `pre_logits` stops before the classifier."""
         x = self.dropout(ops.mean(x, (2, 3)))
@@ -209,11 +201,13 @@ class ResNeXt(nn.Cell):
         return self.classifier(x)
 
     def construct(self, x):
+        # One call of forward_intermediates: MindSpore's O1 rewrite wraps the cells of a method once per call site,
+        # and a second site (two paths through the stem) made it generate a BatchNorm that fails to compile.
+        maps = self.forward_intermediates(x)
         if self.features_only:
-            maps = self.forward_intermediates(x)
             picked = ()
             for i in self.out_indices:
                 picked += (maps[i],)
             return picked
-        return self.forward_head(self.forward_features(x))
+        return self.forward_head(maps[-1])
 
