@@ -100,13 +100,12 @@ def validate_command(argv):
         raise DataError(f"{config.data_dir} has {loader.num_classes} classes, the model only {num_classes}")
     network = cast_network(model, config.val_amp_level)
     metrics = evaluate(network, loader, batch_counts_fn(network, num_classes)).metrics(num_classes)
-    unreadable = len(loader.skipped)
+    notes = [f"limited by num_samples {config.num_samples}"] if len(loader.samples) < loader.split_size else []
+    notes += [f"{len(loader.skipped)} unreadable"] if loader.skipped else []
     print(f"{ckpt_path}{' (EMA)' if use_ema else ''}: top-1 {metrics['top1']:.4f}" +
           (f", top-5 {metrics['top5']:.4f}" if "top5" in metrics else "") +
           f", loss {metrics['loss']:.4f} on {metrics['num_samples']} of {loader.split_size} samples of "
-          f"{config.data_dir} ({config.val_split if config.dataset in ('imagefolder', 'imagenet') else 'test'} split"
-          + (f", limited by num_samples {config.num_samples}" if len(loader.samples) < loader.split_size else "")
-          + (f", {unreadable} unreadable" if unreadable else "") + ")")
+          f"{config.data_dir}" + (f" ({', '.join(notes)})" if notes else ""))
     if as_json:
         print(json.dumps(dict(top1=metrics["top1"], top5=metrics.get("top5"), loss=metrics["loss"],
                               num_samples=metrics["num_samples"], split_samples=loader.split_size,

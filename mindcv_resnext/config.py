@@ -2,8 +2,8 @@
 
 Every setting is a flat key, named as MindCV names it where MindCV has the setting, with MindCV's meaning and default,
 so a MindCV ResNeXt recipe runs here unchanged (the few defaults that differ, and why, are in configs/README.md). A
-setting has one key; other spellings (MindCV's resume_opt, timm's filter_bias_and_bn) are aliases turned into that
-key as they are read. YAML values and command-line strings go through the same parser: types, ranges and choices are
+setting has one key that the code reads; other spellings (the ALIASES, and MindCV's resume_opt with ckpt_path) are
+turned into that key as the recipe is resolved. YAML values and command-line strings go through the same parser: types, ranges and choices are
 checked once, and an unknown key (in a file or on the command line) is an error that suggests the closest key.
 
     config = resolve_config(["-c", "configs/resnext/resnext50_32x4d_cpu.yaml", "--batch_size", "16"])
@@ -103,8 +103,9 @@ SCHEMA = [
     _k("model", "str", "resnext50_32x4d", "model name, resnext{depth}_{C}x{d}d"),
     _k("num_classes", "int", None, "classes of the head (None: the dataset's)", low=1, optional=True),
     _k("in_channels", "int", 3, "input channels", low=1),
-    _k("drop_rate", "float", 0.0, "dropout before the head", low=0, high=0.99, optional=True),
-    _k("drop_path_rate", "float", 0.0, "stochastic depth of the last block", low=0, high=0.99, optional=True),
+    _k("drop_rate", "float", 0.0, "dropout before the head (none: 0, as MindCV)", low=0, high=0.99, optional=True),
+    _k("drop_path_rate", "float", 0.0, "stochastic depth of the last block (none: 0)", low=0, high=0.99,
+       optional=True),
     _k("zero_init_last", "bool", False, "start each block's last BN gamma at 0"),
     _k("stem_pool_pad", "str", "symmetric", "stem max-pool padding (same: MindCV's checkpoints)",
        choices=("symmetric", "same")),
@@ -405,11 +406,6 @@ def check_consistency(config):
     if config.loss_scale_type == "dynamic" and not config.drop_overflow_update:
         raise ConfigError("loss_scale_type dynamic always skips overflowed steps: drop_overflow_update false "
                           "contradicts it (use loss_scale_type fixed to apply them)")
-    if config.decay_epochs and config.scheduler in ("cosine_decay", "warmup_cosine_decay") and \
-            config.warmup_epochs + config.decay_epochs > config.epoch_size:
-        raise ConfigError(f"warmup_epochs + decay_epochs ({config.warmup_epochs} + {config.decay_epochs}) is more than "
-                          f"epoch_size ({config.epoch_size}): the cosine would never finish (leave decay_epochs out "
-                          "to decay until the last epoch)")
     if config.resume and config.ckpt_path:
         raise ConfigError("give resume (continue a run) or ckpt_path (start from weights), not both")
 

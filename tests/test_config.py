@@ -1,4 +1,4 @@
-"""Recipes and flags: inheritance, overrides, types, unknown keys, MindCV compatibility, lr scaling."""
+"""Recipes and flags: inheritance, overrides, types, unknown keys, lr scaling (MindCV parity: test_mindcv_parity.py)."""
 import glob
 import math
 import os
@@ -40,14 +40,6 @@ def test_device_recipes_differ_only_in_what_the_device_changes():
     for other in (gpu, cpu):
         changed = {k for k in ascend if k != "config" and ascend[k] != other[k]}
         assert changed and changed <= DEVICE_KEYS
-
-
-def test_ascend_recipe_is_mindcvs():
-    config = resolve_config(["-c", recipe("resnext/resnext50_32x4d_ascend.yaml")])
-    assert (config.batch_size, config.lr, config.lr_base_batch, config.scheduler, config.epoch_size) == \
-        (32, 0.1, 256, "cosine_decay", 150)
-    assert (config.label_smoothing, config.amp_level, config.loss_scale, config.jit_level) == (0.1, "O2", 1024, "auto")
-    assert scale_learning_rate(config, world_size=8) == (0.1, 256, 1.0)
 
 
 def test_cifar_recipe_is_the_papers():
@@ -131,55 +123,6 @@ def test_yaml_values_are_checked_like_flags(tmp_path):
         resolve_config(["-c", write(tmp_path / "typo.yaml", "learning_rate: 0.1\n")])
     with pytest.raises(ConfigError, match="not valid YAML"):
         resolve_config(["-c", write(tmp_path / "broken.yaml", "lr: [0.1\n")])
-
-
-def test_a_mindcv_resnext_recipe_runs_unchanged(tmp_path):
-    # Every key and value of MindCV's configs/resnext/resnext50_32x4d_ascend.yaml.
-    mindcv = write(tmp_path / "mindcv.yaml", """
-mode: 0
-distribute: True
-num_parallel_workers: 8
-val_while_train: True
-dataset: "imagenet"
-data_dir: "/path/to/imagenet"
-shuffle: True
-dataset_download: False
-batch_size: 32
-drop_remainder: True
-image_resize: 224
-scale: [0.08, 1.0]
-ratio: [0.75, 1.333]
-hflip: 0.5
-interpolation: "bilinear"
-crop_pct: 0.875
-model: "resnext50_32x4d"
-num_classes: 1000
-pretrained: False
-ckpt_path: ""
-keep_checkpoint_max: 30
-ckpt_save_dir: "./ckpt"
-epoch_size: 150
-dataset_sink_mode: True
-amp_level: "O2"
-loss: "CE"
-label_smoothing: 0.1
-scheduler: "cosine_decay"
-min_lr: 0.0
-lr: 0.1
-warmup_epochs: 0
-decay_epochs: 150
-opt: "momentum"
-momentum: 0.9
-weight_decay: 0.0001
-loss_scale: 1024
-use_nesterov: False
-mean: [0.485 * 255, 0.456 * 255, 0.406 * 255]
-""")
-    config = resolve_config(["-c", mindcv, "--device_target", "Ascend"])
-    assert (config.model, config.lr, config.amp_level, config.keep_checkpoint_max) == ("resnext50_32x4d", 0.1, "O2",
-                                                                                      30)
-    assert config.mean == pytest.approx((123.675, 116.28, 103.53))
-    assert scale_learning_rate(config, world_size=8)[0] == 0.1  # no lr_base_batch: lr is used as given
 
 
 @pytest.mark.parametrize("rule, world, accumulation, expected", [

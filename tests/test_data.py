@@ -271,6 +271,15 @@ def test_validation_covers_every_sample_once_also_when_sharded(folder):
     assert sum(len(s) for s in seen) == 23
 
 
+def test_eval_shuffle_reorders_validation_and_still_covers_every_sample_once(folder):
+    samples = load_samples("imagefolder", folder, "train", num_samples=23)
+    shards = [ImageLoader(samples, None, 4, False, 2, rank, seed=5, eval_shuffle=True) for rank in range(2)]
+    orders = np.concatenate([loader.shard_order(0) for loader in shards])
+    assert sorted(orders) == list(range(23)) and list(orders) != sorted(orders)
+    assert np.array_equal(shards[0].shard_order(0), ImageLoader(samples, None, 4, False, 2, 0, seed=5,
+                                                               eval_shuffle=True).shard_order(0))  # from the seed
+
+
 def test_same_seed_and_epoch_give_the_same_batches_and_a_new_epoch_reshuffles(folder):
     make = lambda: create_loader("imagefolder", folder, "train", small_settings(color_jitter=0.4), 8, seed=3)  # noqa
     first, labels_first = all_batches(make(), epoch=4)

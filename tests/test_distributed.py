@@ -54,7 +54,7 @@ def checksum(log):
 @pytest.fixture(scope="module")
 def two_workers(data, tmp_path_factory):
     out = tmp_path_factory.mktemp("run2")
-    result = launch(["2", *train_flags(data, out / "ckpt")], out / "logs")
+    result = launch(["2", *train_flags(data, out / "ckpt", "--log_interval", "1")], out / "logs")
     return result, out
 
 
@@ -65,13 +65,22 @@ def test_two_workers_end_with_identical_weights_and_split_the_data(two_workers):
     assert len(logs) == 2
     assert checksum(logs[0]) == checksum(logs[1])
     for rank, log in enumerate(logs):
-        assert f"rank {rank}/2: 24 of 48 training samples in this rank's shard" in log
+        assert f"rank {rank}/2 on CPU (graph mode, jit level O0): 24 of 48 training samples in this rank's shard" in log
     assert os.path.isfile(out / "ckpt" / "latest.ckpt")  # written by rank 0
 
 
 def test_lr_is_scaled_for_the_doubled_global_batch(two_workers):
     _, out = two_workers
     assert "global batch 8; lr 0.05 x 2 = 0.1 (linear rule, base batch 4)" in worker_logs(out / "logs")[0]
+
+
+def test_the_train_loss_in_metrics_is_the_mean_over_every_ranks_batches(two_workers):
+    _, out = two_workers
+    losses = [[float(v) for v in re.findall(r" step \d+/\d+ loss (\S+)", log)] for log in worker_logs(out / "logs")]
+    assert [len(rank) for rank in losses] == [6, 6]  # 24 samples a rank, batch 4, one line a step
+    train_loss = json.loads(open(out / "ckpt" / "metrics.jsonl").read().splitlines()[-1])["train_loss"]
+    assert train_loss == pytest.approx(sum(losses[0] + losses[1]) / 12, abs=1e-4)
+    assert train_loss != pytest.approx(sum(losses[0]) / 6, abs=1e-4)  # not rank 0's alone
 
 
 def test_shards_of_two_ranks_are_disjoint_and_cover_the_set(data):

@@ -119,6 +119,33 @@ def test_overflowed_steps_are_skipped_and_the_dynamic_scale_halves():
     assert bool(finite.asnumpy()) and not np.array_equal(weights(net), before)
 
 
+def test_drop_overflow_update_false_applies_an_overflowed_step_as_mindcv_does():
+    x = np.ones((4, 6), np.float32)
+    x[0, 0] = np.inf
+    for drop, changed in ((True, False), (False, True)):
+        net = dense_net()
+        step, _ = plain_step(net, loss_scale=128.0, drop_overflow_update=drop)
+        before = weights(net)
+        _, finite = step(ms.Tensor(x), ms.Tensor(np.zeros(4, np.int32)))
+        assert not bool(finite.asnumpy()) and (not np.array_equal(weights(net), before, equal_nan=True)) is changed
+
+
+@pytest.mark.parametrize("flags, exempt", [
+    ([], set()),                                                      # MindCV's default: everything decays
+    (["--weight_decay_filter", "auto"], {"gamma", "beta"}),           # MindSpore's own filter: BN only
+    (["--weight_decay_filter", "norm_and_bias"], {"gamma", "beta", "bias"}),
+    (["--filter_bias_and_bn", "true"], {"gamma", "beta", "bias"}),    # the alias
+])
+def test_weight_decay_filter_decides_what_the_optimizer_decays(flags, exempt, cifar_net):
+    from mindcv_resnext.engine.trainer import optimizer_from_config
+    optimizer = optimizer_from_config(resolve_config(["--weight_decay", "1e-4", *flags]), cifar_net.trainable_params(),
+                                      0.1)
+    decayed = {p.name for p, flag in zip(optimizer.parameters, optimizer.decay_flags) if flag}
+    names = {p.name for p in cifar_net.trainable_params()}
+    assert decayed == {n for n in names if n.rsplit(".", 1)[1] not in exempt}
+    assert "classifier.bias" in names and any(n.endswith("gamma") for n in names)
+
+
 def test_clipping_bounds_the_update_and_ema_follows_the_weights():
     net = dense_net()
     step, _ = plain_step(net, lr=1.0, clip_norm=0.01, ema_decay=0.9)

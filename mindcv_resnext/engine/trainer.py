@@ -90,10 +90,9 @@ def set_training_mode(model, frozen_backbone):
                 cell.set_train(False)
 
 
-def write_run_record(config, path, **facts):
+def write_run_record(config, path, runtime, **facts):
     """run.json: what this run resolved that the recipe does not say (device, compile level, devices, global batch,
     effective lr, ...), beside config.yaml."""
-    runtime = current_runtime()
     record = dict(device_target=runtime.device, mode=runtime.mode, jit_level=runtime.jit_level,
                   amp_level=config.amp_level, mindspore=ms.__version__, recipe=config.get("config"), **facts)
     with open(path, "w") as f:
@@ -147,6 +146,11 @@ def train(config, rank=0, world_size=1, grad_reducer_factory=None, log=print):
         raise ConfigError(f"an epoch holds {len(train_loader)} batches, fewer than gradient_accumulation_steps "
                           f"({config.gradient_accumulation_steps})")
     schedule = schedule_from_config(config, steps_per_epoch, lr)
+    if config.decay_epochs and "cosine" in config.scheduler and \
+            config.warmup_epochs + config.decay_epochs > config.epoch_size:
+        log(f"warning: warmup_epochs + decay_epochs ({config.warmup_epochs:g} + {config.decay_epochs}) is more than "
+            f"epoch_size ({config.epoch_size}): the cosine stops at lr {schedule[-1]:.4g}, not min_lr (as in MindCV); "
+            "leave decay_epochs out to decay until the last epoch")
     optimizer = optimizer_from_config(config, model.trainable_params(), schedule)
     dynamic_scale = dynamic_loss_scaling(config.loss_scale_type, config.amp_level)
     step = TrainStep(cast_network(model, config.amp_level), CrossEntropy(num_classes, config.label_smoothing),
@@ -162,12 +166,12 @@ def train(config, rank=0, world_size=1, grad_reducer_factory=None, log=print):
         meta = load_training_state(resume_path, model, step.state())
         start_epoch, best_top1 = meta["epoch"], meta.get("best_top1")
         log(f"resumed from {resume_path}: epoch {start_epoch} done, global step {meta['global_step']}")
-    metrics_path = os.path.join(config.ckpt_save_dir, "metrics.jsonl")
+    metrics_path, runtime = os.path.join(config.ckpt_save_dir, "metrics.jsonl"), current_runtime()
     if is_main:
         os.makedirs(config.ckpt_save_dir, exist_ok=True)
         with open(os.path.join(config.ckpt_save_dir, "config.yaml"), "w") as f:
             f.write(config.to_yaml())
-        write_run_record(config, os.path.join(config.ckpt_save_dir, "run.json"), devices=world_size,
+        write_run_record(config, os.path.join(config.ckpt_save_dir, "run.json"), runtime, devices=world_size,
                          batch_size=config.batch_size, accumulation=config.gradient_accumulation_steps,
                          global_batch=global_batch, lr=lr, lr_factor=factor, lr_rule=config.lr_scale,
                          lr_base_batch=config.lr_base_batch, steps_per_epoch=steps_per_epoch,
@@ -177,8 +181,9 @@ def train(config, rank=0, world_size=1, grad_reducer_factory=None, log=print):
         if resume_path and os.path.isfile(metrics_path):
             with open(metrics_path) as f:
                 records = [r for r in map(json.loads, f) if r["epoch"] <= start_epoch]
-    log(f"rank {rank}/{world_size}: {train_loader.shard_size()} of {len(train_loader.samples)} training samples "
-        f"in this rank's shard")
+    where = f"graph mode, jit level {runtime.jit_level}" if runtime.mode == 0 else "PyNative mode"
+    log(f"rank {rank}/{world_size} on {runtime.device} ({where}): {train_loader.shard_size()} of "
+        f"{len(train_loader.samples)} training samples in this rank's shard")
     log(f"model {config.model} ({num_classes} classes), {world_size} device(s) x batch {config.batch_size} x "
         f"accumulation {config.gradient_accumulation_steps} = global batch {global_batch}; lr {config.lr} x "
         f"{factor:.4g} = {lr:.6g} ({config.lr_scale} rule, base batch {config.lr_base_batch}); "
