@@ -4,9 +4,8 @@
     python train.py -c RECIPE --ckpt_path pretrained.ckpt --num_classes 5 --data_dir my_photos   # fine-tune
     python train.py -c RECIPE --resume auto                                                      # continue
 """
-import sys
-
-from mindcv_resnext.commands import run_guarded, train_command
+from mindcv_resnext.cli import run_main
+from mindcv_resnext.commands import train_command
 
 if __name__ == "__main__":
-    sys.exit(run_guarded(train_command, sys.argv[1:]))
+    run_main(train_command)

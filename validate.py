@@ -2,9 +2,8 @@
 
     python validate.py --ckpt_path ckpt/best.ckpt [--data_dir D] [-c RECIPE] [--ema] [--json]
 """
-import sys
-
-from mindcv_resnext.commands import run_guarded, validate_command
+from mindcv_resnext.cli import run_main
+from mindcv_resnext.commands import validate_command
 
 if __name__ == "__main__":
-    sys.exit(run_guarded(validate_command, sys.argv[1:]))
+    run_main(validate_command)

@@ -12,6 +12,7 @@ import mindspore as ms
 
 class CheckpointError(ValueError):
     """A checkpoint that cannot be read, or does not fit the network."""
+    exit_code = 1
 
 
 def _shape(value):
@@ -24,10 +25,13 @@ def read_checkpoint(path):
     if not os.path.isfile(path):
         raise CheckpointError(f"checkpoint not found: {path} (give the path of an existing .ckpt file)")
     try:
-        return ms.load_checkpoint(path)
+        state = ms.load_checkpoint(path)
     except Exception as err:  # MindSpore raises ValueError/RuntimeError/TypeError for damaged files
         raise CheckpointError(f"cannot read checkpoint {path}: {type(err).__name__}: "
                               f"{str(err).strip().splitlines()[0] if str(err).strip() else 'unreadable'}") from err
+    # Files written at amp_level O2 before the names were fixed hold cell paths (bn1._backbone.gamma): the name is
+    # the path without MindSpore's BatchNorm wrapper.
+    return {name.replace("._backbone.", "."): value for name, value in state.items()}
 
 
 def check_fit(network, state):

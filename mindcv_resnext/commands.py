@@ -1,43 +1,40 @@
-"""What train.py and validate.py do, behind one error policy: a bad input is one line on stderr and a non-zero
-exit code (2 for a bad recipe or flag, 1 for bad data or a checkpoint that does not fit), never a traceback."""
+"""What train.py and validate.py do (each run by cli.run_main: its errors are one line and an exit code)."""
 import json
 import os
-import sys
 
 from .checkpoint import CheckpointError, checkpoint_meta, load_state, read_checkpoint
-from .config import ConfigError, help_text, parse_value, resolve_config
+from .config import ConfigError, Key, parse_command_line
 from .data import DataError
 from .distributed import grad_reducer_factory, init_distributed
 from .engine.step import cast_network
 from .engine.trainer import MODEL_OPTIONS, split_loader, train
 from .evaluate import batch_counts_fn, evaluate
-from .models import UnknownModelError, create_model
+from .models import create_model
 from .runtime import setup_runtime
 
-EXIT_CODES = {ConfigError: 2, UnknownModelError: 2, DataError: 1, CheckpointError: 1}
+TRAIN_DESCRIPTION = """Train or fine-tune a ResNeXt.
+
+  python train.py -c configs/resnext/resnext50_32x4d_cpu.yaml --data_dir /data/imagenet
+  python train.py -c RECIPE --ckpt_path pretrained.ckpt --num_classes 5 --data_dir my_photos   # fine-tune
+  python train.py -c RECIPE --resume auto                                                      # continue
+
+Every setting below can be a recipe key or a flag; flags override the recipe (configs/README.md)."""
+VALIDATE_DESCRIPTION = """Score a checkpoint: top-1, top-5 and loss over the whole validation split.
+
+  python validate.py --ckpt_path ckpt/best.ckpt [--data_dir D] [-c RECIPE] [--ema] [--json]
+
+The model, its classes and its eval transform come from the checkpoint (and where its data lay, unless --data_dir
+says otherwise); --ema scores the EMA weights it holds; a recipe or flags may change any setting below."""
+
 # What validate.py takes from a training checkpoint's saved config besides its model, classes and eval transform:
 # where its data lies (a default the command line can change). Never the run's limits (num_samples) or machine.
 DATA_LOCATION_KEYS = ("dataset", "data_dir", "train_split", "val_split")
-
-
-def run_guarded(command, argv):
-    """Run `command(argv)`; known input errors become `error: ...` and their exit code."""
-    try:
-        return command(argv)
-    except tuple(EXIT_CODES) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return next(code for kind, code in EXIT_CODES.items() if isinstance(err, kind))
-    except KeyboardInterrupt:
-        print("interrupted: the last checkpoint written is intact; continue with --resume auto", file=sys.stderr)
-        return 130
+VALIDATE_OPTIONS = (Key("json", "bool", False, "also print the result as one JSON line"),)
 
 
 def train_command(argv):
     """python train.py -c RECIPE [--key value ...]"""
-    if any(a in ("-h", "--help") for a in argv):
-        print(help_text())
-        return 0
-    config = resolve_config(argv)
+    config, _ = parse_command_line(argv, prog="train.py", description=TRAIN_DESCRIPTION)
     setup_runtime(config)
     rank, world_size = init_distributed(config.distribute)
     if rank == 0:
@@ -48,39 +45,19 @@ def train_command(argv):
     return 0
 
 
-def pop_flag(argv, name, is_bool=False):
-    """Remove --name [value] (or --name=value) from argv and return the value; a boolean flag may stand alone.
-    None when absent."""
-    for i, token in enumerate(argv):
-        if token == name or token.startswith(name + "="):
-            if "=" in token:
-                del argv[i]
-                value = token.split("=", 1)[1]
-            elif i + 1 < len(argv) and not argv[i + 1].startswith("--"):
-                value = argv.pop(i + 1)
-                del argv[i]
-            elif is_bool:
-                del argv[i]
-                return True
-            else:
-                raise ConfigError(f"{name} needs a value")
-            return parse_value("ema", value, name) if is_bool else value  # the same true/false words as recipes
-    return None
-
-
 def validate_command(argv):
     """python validate.py --ckpt_path P [--data_dir D] [-c RECIPE] [--ema] [--json] [--key value ...]"""
-    argv = list(argv)
-    ckpt_path = pop_flag(argv, "--ckpt_path")
-    use_ema, as_json = bool(pop_flag(argv, "--ema", True)), bool(pop_flag(argv, "--json", True))
+    ckpt_path = parse_command_line(argv, VALIDATE_OPTIONS, prog="validate.py",
+                                   description=VALIDATE_DESCRIPTION)[0].ckpt_path
     if not ckpt_path:
         raise ConfigError("--ckpt_path is required: the checkpoint to score")
     state = read_checkpoint(ckpt_path)
     meta = checkpoint_meta(state)
     # The checkpoint's eval transform and data location, then the recipe and flags.
     saved = {k: v for k, v in (meta.get("config") or {}).items() if k in DATA_LOCATION_KEYS}
-    config = resolve_config(argv, base={**saved, **(meta.get("eval_transform") or {})})
+    config, options = parse_command_line(argv, VALIDATE_OPTIONS, base={**saved, **(meta.get("eval_transform") or {})})
     setup_runtime(config)
+    use_ema, as_json = config.ema, options["json"]
     num_classes = meta.get("num_classes") or config.num_classes
     if num_classes is None:
         raise ConfigError(f"{ckpt_path} does not say its number of classes: give --num_classes")

@@ -61,6 +61,8 @@ def resolve_jit_level(requested, device, mode):
     if requested == "O2" and device != "Ascend":
         raise ConfigError(f"jit_level O2 (the GE whole-graph backend) exists on Ascend only; this run uses {device}: "
                           "set jit_level auto, O0 or O1")
+    if requested == "O2" and mode != 0:
+        raise ConfigError("jit_level O2 compiles whole graphs: it needs mode 0 (graph mode), not PyNative")
     return requested
 
 

@@ -7,7 +7,6 @@ Both sides do the ImageNet training transform (random-resized-crop to 224, flip,
 image; the pipeline also batches. Each side gets one warm-up pass, then `--epochs` timed passes. With --json the
 last line is one JSON object: img_per_s, pillow_img_per_s, speedup and the settings.
 """
-import argparse
 import json
 import math
 import os
@@ -20,7 +19,18 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
+from mindcv_resnext.cli import run_main  # noqa: E402
+from mindcv_resnext.config import ConfigError, Key, parse_command_line  # noqa: E402
 from mindcv_resnext.data import ImageLoader, TransformSettings, load_samples  # noqa: E402
+
+OPTIONS = (Key("data_dir", "str", None, "an ImageFolder dataset; its train split is read", optional=True),
+           Key("generate", "int", None, "or: generate N 500x375 JPEGs in a temp folder", low=1, optional=True),
+           Key("num_samples", "int", None, "read at most this many images", low=1, optional=True),
+           Key("batch_size", "int", 32, "images per batch", low=1),
+           Key("image_resize", "int", 224, "training crop size", low=1),
+           Key("num_workers", "int", 2, "pipeline decode/augment workers", low=1),
+           Key("epochs", "int", 2, "timed passes after one warm-up pass", low=1),
+           Key("json", "bool", False, "print one JSON object as the last line"))
 
 MEAN = np.array([0.485, 0.456, 0.406], np.float32) * 255
 STD = np.array([0.229, 0.224, 0.225], np.float32) * 255
@@ -69,19 +79,10 @@ def timed(run, epochs, images_per_epoch):
     return images_per_epoch * epochs / (time.perf_counter() - start)
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--data_dir", help="an ImageFolder dataset; its train split is read")
-    source.add_argument("--generate", type=int, metavar="N", help="generate N 500x375 JPEGs in a temp folder")
-    parser.add_argument("--num_samples", type=int, default=None, help="read at most this many images")
-    parser.add_argument("--batch_size", type=int, default=32)
-    parser.add_argument("--image_resize", type=int, default=224)
-    parser.add_argument("--num_workers", type=int, default=2, help="pipeline decode/augment workers")
-    parser.add_argument("--epochs", type=int, default=2, help="timed passes after one warm-up pass")
-    parser.add_argument("--json", action="store_true")
-    args = parser.parse_args()
-
+def main(argv):
+    _, args = parse_command_line(argv, OPTIONS, settings=(), prog="benchmark_data.py", description=__doc__)
+    if (args.data_dir is None) == (args.generate is None):
+        raise ConfigError("give one of --data_dir D (an ImageFolder) or --generate N (generated JPEGs)")
     with tempfile.TemporaryDirectory() as scratch:
         data_dir = args.data_dir
         if args.generate:
@@ -112,7 +113,8 @@ def main():
     else:
         for key, value in result.items():
             print(f"{key:>18}: {value}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

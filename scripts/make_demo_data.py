@@ -2,28 +2,28 @@
 
     python scripts/make_demo_data.py [--root data/demo] [--train_per_class 300] [--val_per_class 60] [--size 48]
 """
-import argparse
 import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from mindcv_resnext.cli import run_main  # noqa: E402
+from mindcv_resnext.config import Key, parse_command_line  # noqa: E402
 from mindcv_resnext.data.demo import CLASSES, make_demo_dataset  # noqa: E402
 
+OPTIONS = (Key("root", "str", "data/demo", "folder to write train/ and val/ into"),
+           Key("train_per_class", "int", 300, "training images per class", low=1),
+           Key("val_per_class", "int", 60, "validation images per class", low=1),
+           Key("size", "int", 48, "image side in pixels", low=16),
+           Key("seed", "int", 0, "the same seed writes the same bytes", low=0))
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--root", default="data/demo", help="folder to write train/ and val/ into")
-    parser.add_argument("--train_per_class", type=int, default=300)
-    parser.add_argument("--val_per_class", type=int, default=60)
-    parser.add_argument("--size", type=int, default=48, help="image side in pixels")
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
-    if min(args.train_per_class, args.val_per_class) < 1 or args.size < 16:
-        sys.exit("error: --train_per_class and --val_per_class must be at least 1, --size at least 16")
-    wrote = make_demo_dataset(args.root, args.train_per_class, args.val_per_class, args.size, args.seed)
-    total = len(CLASSES) * (args.train_per_class + args.val_per_class)
-    print(f"{'wrote' if wrote else 'already there:'} {total} images of {len(CLASSES)} classes in {args.root}")
+
+def main(argv):
+    _, args = parse_command_line(argv, OPTIONS, settings=(), prog="make_demo_data.py", description=__doc__)
+    wrote = make_demo_dataset(args["root"], args["train_per_class"], args["val_per_class"], args["size"], args["seed"])
+    total = len(CLASSES) * (args["train_per_class"] + args["val_per_class"])
+    print(f"{'wrote' if wrote else 'already there:'} {total} images of {len(CLASSES)} classes in {args['root']}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -4,7 +4,6 @@
     python scripts/model_info.py --group paper        # the paper's complexity-matched ResNeXt-50 table
     python scripts/model_info.py --models 'resnext101*' --json
 """
-import argparse
 import json
 import os
 import sys
@@ -13,6 +12,12 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import mindspore as ms  # noqa: E402
 
 from mindcv_resnext import count_macs, count_params, create_model, list_models  # noqa: E402
+from mindcv_resnext.cli import run_main  # noqa: E402
+from mindcv_resnext.config import ConfigError, Key, parse_command_line  # noqa: E402
+
+OPTIONS = (Key("models", "str", "*", "shell-style pattern over the listed names"),
+           Key("group", "str", "published", "which list", choices=("published", "paper", "small", "all")),
+           Key("json", "bool", False, "print one JSON object per model instead of a table"))
 
 
 def model_row(name):
@@ -25,23 +30,18 @@ def model_row(name):
                 features=[dict(channels=f["num_chs"], stride=f["reduction"]) for f in model.feature_info])
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--models", default="*", help="shell-style pattern over the listed names")
-    parser.add_argument("--group", default="published", choices=["published", "paper", "small", "all"])
-    parser.add_argument("--json", action="store_true", help="print one JSON object per model instead of a table")
-    args = parser.parse_args()
+def main(argv):
+    _, args = parse_command_line(argv, OPTIONS, settings=(), prog="model_info.py", description=__doc__)
     ms.set_device("CPU")
-
-    names = list_models(args.models, group=None if args.group == "all" else args.group)
+    names = list_models(args["models"], group=None if args["group"] == "all" else args["group"])
     if not names:
-        sys.exit(f"error: no listed model matches {args.models!r} in group {args.group!r}; "
-                 f"listed: {', '.join(list_models())}")
+        raise ConfigError(f"no listed model matches {args['models']!r} in group {args['group']!r}; "
+                          f"listed: {', '.join(list_models())}")
     print(f"{'model':<18} {'params':>12} {'GMACs':>6} {'classes':>7} {'input':>5}  feature maps (channels/stride)",
-          file=sys.stderr if args.json else sys.stdout)
+          file=sys.stderr if args["json"] else sys.stdout)
     for name in names:
         row = model_row(name)
-        if args.json:
+        if args["json"]:
             print(json.dumps(row))
         else:
             features = " ".join(f"{f['channels']}/{f['stride']}" for f in row["features"])
@@ -50,4 +50,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -172,8 +172,9 @@ def test_imagenet_train_transform_shapes_dtypes_and_ranges(folder, changes):
     images, labels = all_batches(create_loader("imagefolder", folder, "train", settings, batch_size=8))
     assert images.shape == (24, 3, 24, 24) and images.dtype == np.float32
     assert labels.dtype == np.int32 and set(labels) <= {0, 1, 2}
-    low = (0 - np.array(settings.mean)) / np.array(settings.std)
-    high = (1 - np.array(settings.mean)) / np.array(settings.std)
+    unit = 255.0 if max(settings.mean) > 1 else 1.0  # the schema's default mean/std are MindCV's 0-255 values
+    low = (0 - np.array(settings.mean) / unit) / (np.array(settings.std) / unit)
+    high = (1 - np.array(settings.mean) / unit) / (np.array(settings.std) / unit)
     per_channel = images.transpose(1, 0, 2, 3).reshape(3, -1)
     assert (per_channel.min(1) >= low - 1e-4).all() and (per_channel.max(1) <= high + 1e-4).all()
 
@@ -198,7 +199,8 @@ def test_cifar_eval_transform_is_exact_normalisation(tmp_path):
 
 def test_cifar_train_transform_is_a_padded_crop_of_the_record(tmp_path):
     expected = write_cifar(str(tmp_path), "cifar10", "binary")
-    settings = TransformSettings(image_resize=32, hflip=0.0, mean=(0, 0, 0), std=(1 / 255,) * 3)  # raw pixels
+    settings = TransformSettings(image_resize=32, hflip=0.0, color_jitter=None, mean=(0, 0, 0),
+                                 std=(1 / 255,) * 3)  # raw pixels
     loader = create_loader("cifar10", str(tmp_path), "train", settings, batch_size=5)
     images, labels = all_batches(loader)
     order = loader.shard_order(0)
@@ -269,6 +271,15 @@ def test_validation_covers_every_sample_once_also_when_sharded(folder):
     assert sorted(np.concatenate([loader.shard_order(0) for loader in
                                   [ImageLoader(samples, None, 4, False, 2, r) for r in range(2)]])) == list(range(23))
     assert sum(len(s) for s in seen) == 23
+
+
+def test_eval_shuffle_in_a_recipe_reaches_the_validation_loader(folder):
+    from mindcv_resnext.config import resolve_config
+    from mindcv_resnext.engine.trainer import split_loader
+    loader = split_loader(resolve_config(["--dataset", "imagefolder", "--data_dir", folder, "--eval_shuffle", "true",
+                                          "--num_parallel_workers", "1"]), "val")
+    assert loader.eval_shuffle and sorted(loader.shard_order(0)) == list(range(9))
+    assert list(loader.shard_order(0)) != list(range(9))
 
 
 def test_eval_shuffle_reorders_validation_and_still_covers_every_sample_once(folder):
@@ -371,7 +382,7 @@ def test_check_dataset_lists_classes_counts_and_unreadable_files(folder, tmp_pat
     for name in CLASSES:
         write_image(str(root / "train" / name / "a.jpg"), 1)
     (root / "train" / "bee" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0" + b"\0" * 40)
-    result = subprocess.run([sys.executable, "scripts/check_dataset.py", str(root), "--workers", "1"], cwd=ROOT,
+    result = subprocess.run([sys.executable, "scripts/check_dataset.py", "--data_dir", str(root), "--workers", "1"], cwd=ROOT,
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 1
     assert "train: 4 images in 3 classes" in result.stdout and "  bee: 2" in result.stdout

@@ -33,7 +33,7 @@ def train_flags(data_dir, save_dir, *extra):
     return ["--model", "resnext11_2x16d", "--dataset", "imagefolder", "--data_dir", data_dir, "--image_resize", "16",
             "--crop_pct", "1", "--batch_size", "4", "--epoch_size", "1", "--lr", "0.05", "--lr_base_batch", "4",
             "--warmup_epochs", "0", "--val_while_train", "true", "--num_parallel_workers", "1",
-            "--ckpt_save_dir", str(save_dir), *extra]
+            "--ckpt_save_dir", str(save_dir), "--device_target", "CPU", *extra]
 
 
 def launch(args, log_dir, nodes=None, timeout=300):

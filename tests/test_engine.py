@@ -11,7 +11,8 @@ from mindspore import nn
 
 from conftest import random_images
 from mindcv_resnext.checkpoint import CheckpointError, checkpoint_meta, read_checkpoint, save_checkpoint
-from mindcv_resnext.commands import run_guarded, validate_command
+from mindcv_resnext.cli import run_guarded
+from mindcv_resnext.commands import validate_command
 from mindcv_resnext.config import resolve_config
 from mindcv_resnext.engine.loss import CrossEntropy
 from mindcv_resnext.engine.optim import create_optimizer, parameter_groups
@@ -31,6 +32,13 @@ def test_cosine_with_warmup_follows_its_closed_form():
         assert rates[step] == pytest.approx(0.4 * (0.1 + 0.9 * step / 10))
     for step in range(10, 50):
         assert rates[step] == pytest.approx(0.01 + 0.39 * 0.5 * (1 + math.cos(math.pi * (step - 10) / 40)))
+
+
+def test_step_schedules_start_where_the_warmup_ends_as_in_mindcv():
+    multi = learning_rates("multi_step_decay", 0.1, 1, 40, warmup_epochs=3, milestones=(30,), decay_rate=0.1)
+    assert multi[32] == pytest.approx(0.1) and multi[33] == pytest.approx(0.01)  # 30 epochs after a 3-epoch warmup
+    step = learning_rates("step_decay", 1.0, 1, 110, warmup_epochs=2, decay_rate=0.5)
+    assert step[101] == 1.0 and step[102] == 0.5  # MindCV's default period, 100 epochs
 
 
 def test_step_multistep_constant_and_stair_schedules():

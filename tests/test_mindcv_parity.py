@@ -14,8 +14,8 @@ import yaml
 
 from mindcv_resnext.config import ALIASES, SCHEMA_BY_NAME, ConfigError, lookup_key, resolve_config, \
     scale_learning_rate
-from mindcv_resnext.engine.step import dynamic_loss_scaling
-from mindcv_resnext.runtime import jit_options, resolve_device, resolve_jit_level
+from mindcv_resnext.engine.step import AUTO_DYNAMIC_SCALE, TrainStep, loss_scaling
+from mindcv_resnext.runtime import available_devices, jit_options, resolve_device, resolve_jit_level
 from test_data import write_image_folder
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -208,9 +208,23 @@ def test_an_alias_sets_the_one_key_that_holds_the_setting(alias, value, key, mea
     assert alias in ALIASES
 
 
-def test_loss_scale_type_auto_is_mindspores_amp_default():
-    assert dynamic_loss_scaling("auto", "O2") and not dynamic_loss_scaling("auto", "O0")
-    assert dynamic_loss_scaling("dynamic", "O0") and not dynamic_loss_scaling("fixed", "O2")
+def test_a_key_in_the_recipe_beats_an_alias_in_a_later_base(tmp_path):
+    (tmp_path / "a.yaml").write_text("weight_decay_filter: disable\n")
+    (tmp_path / "b.yaml").write_text("filter_bias_and_bn: true\n")
+    (tmp_path / "top.yaml").write_text("_base_: [a.yaml, b.yaml]\nweight_decay_filter: auto\n")
+    assert resolve_config(["-c", str(tmp_path / "top.yaml")]).weight_decay_filter == "auto"
+    (tmp_path / "top.yaml").write_text("_base_: [a.yaml, b.yaml]\n")
+    assert resolve_config(["-c", str(tmp_path / "top.yaml")]).weight_decay_filter == "norm_and_bias"
+
+
+def test_loss_scale_type_auto_is_mindspores_amp_default_in_the_step():
+    from mindspore import amp, nn
+    assert loss_scaling("auto", 1024.0, "O2") == (True, AUTO_DYNAMIC_SCALE)  # MindSpore's O2 manager, from 2**24
+    assert loss_scaling("auto", 1024.0, "O0") == (False, 1.0) and loss_scaling("auto", 1024.0, "O3") == (False, 1.0)
+    assert loss_scaling("dynamic", 128.0, "O0") == (True, 128.0) and loss_scaling("fixed", 128.0, "O2") == (False, 128.0)
+    net, (dynamic, scale) = nn.Dense(2, 2), loss_scaling("auto", 1.0, "O2")
+    step = TrainStep(net, nn.MSELoss(), nn.Momentum(net.trainable_params(), 0.1, 0.9), scale, dynamic)
+    assert isinstance(step.scaler, amp.DynamicLossScaler) and float(step.scaler.scale_value.asnumpy()) == 2.0 ** 24
     with pytest.raises(ConfigError, match="dynamic always skips overflowed steps"):
         resolve_config(["--loss_scale_type", "dynamic", "--drop_overflow_update", "false"])
 
@@ -233,10 +247,13 @@ def test_mindcv_keys_not_implemented_here_say_so_and_why(key, value, why):
 def test_device_auto_takes_the_first_device_this_machine_has():
     assert resolve_device("auto", ["Ascend", "GPU", "CPU"]) == "Ascend"
     assert resolve_device("auto", ["GPU", "CPU"]) == "GPU"
-    assert resolve_device("auto") == "CPU"  # the CPU build on a CPU machine
-    with pytest.raises(ConfigError, match="device_target GPU is not available: this machine and MindSpore .* can use "
-                                          "CPU"):
-        resolve_device("GPU")
+    here = available_devices()
+    assert here[-1] == "CPU" and resolve_device("auto") == here[0]
+    missing = next((device for device in ("Ascend", "GPU") if device not in here), None)
+    if missing:
+        with pytest.raises(ConfigError, match=f"device_target {missing} is not available: this machine and MindSpore "
+                                              f".* can use {', '.join(here)}"):
+            resolve_device(missing)
 
 
 def test_jit_level_auto_is_mindcvs_o2_on_ascend_and_o0_elsewhere():
@@ -264,12 +281,16 @@ def test_the_compiled_step_gets_the_recipes_level(monkeypatch):
 
 
 def test_a_device_the_machine_lacks_is_one_line_without_driver_noise(tmp_path):
+    missing = next((device for device in ("GPU", "Ascend") if device not in available_devices()), None)
+    if missing is None:
+        pytest.skip("this machine has every device")
     result = subprocess.run([sys.executable, "train.py", "-c", "configs/cifar/resnext29_8x64d_cifar10.yaml",
-                             "--device_target", "GPU", "--data_dir", str(tmp_path)], cwd=ROOT, env=ENV,
+                             "--device_target", missing, "--data_dir", str(tmp_path)], cwd=ROOT, env=ENV,
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 2 and result.stdout == ""
     assert result.stderr.strip().splitlines() == [result.stderr.strip()]  # one line
-    assert result.stderr.startswith("error: device_target GPU is not available") and "cuda" not in result.stderr
+    assert result.stderr.startswith(f"error: device_target {missing} is not available")
+    assert "cuda" not in result.stderr.lower()
 
 
 # --- MindCV's recipe, run as its README runs it ---------------------------------------------------------------------
@@ -288,7 +309,8 @@ def test_mindcvs_resnext50_recipe_trains_and_validates_here_as_its_readme_runs_i
                            capture_output=True, text=True, timeout=600)
     assert train.returncode == 0, train.stdout[-2000:] + train.stderr[-2000:]
     run = json.loads((tmp_path / "ckpt" / "run.json").read_text())  # ./ckpt, as the recipe says
-    assert (run["device_target"], run["amp_level"], run["loss_scale"], run["lr"]) == ("CPU", "O2", 1024, 0.1)
+    assert (run["device_target"], run["amp_level"], run["loss_scale"], run["lr"]) == \
+        (available_devices()[0], "O2", 1024, 0.1)
     validate = subprocess.run([sys.executable, os.path.join(ROOT, "validate.py"), "-c", str(recipe), "--data_dir",
                                data, "--ckpt_path", str(tmp_path / "ckpt" / "latest.ckpt"), "--json"],
                               cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=600)

@@ -12,7 +12,8 @@ from mindspore.dataset import vision
 from conftest import random_images
 from mindcv_resnext import create_model
 from mindcv_resnext.checkpoint import CheckpointError, read_checkpoint, save_checkpoint
-from mindcv_resnext.commands import run_guarded, validate_command
+from mindcv_resnext.cli import run_guarded
+from mindcv_resnext.commands import validate_command
 from mindcv_resnext.config import resolve_config
 from mindcv_resnext.engine.step import cast_network
 from mindcv_resnext.engine.trainer import split_loader, train
@@ -126,6 +127,26 @@ def test_validate_scores_the_whole_split_of_a_run_trained_on_a_subset(subset_run
     assert "on 5 of 12 samples" in line and "limited by num_samples 5" in line
     _, half = validate(capsys, "--ckpt_path", str(subset_run), "--val_amp_level", "O3")  # MindCV's key: fp16 eval
     assert half["num_samples"] == 12 and half["loss"] == pytest.approx(metrics["loss"], abs=0.05)
+    assert half["loss"] != metrics["loss"]  # computed in fp16, not the fp32 of O0
+
+
+def test_resume_opt_with_ckpt_path_continues_the_run_as_mindcv_resumes(subset_run, tiny, tmp_path):
+    lines = []
+    summary = run(*flags(tiny, tmp_path, "--num_samples", "8", "--ckpt_path", str(subset_run), "--resume_opt",
+                         "true"), log=lines.append)
+    assert summary["epochs_run"] == 1 and any(line.startswith(f"resumed from {subset_run}: epoch 1 done, global "
+                                                              "step 1") for line in lines)
+
+
+def test_a_checkpoint_written_with_the_old_o2_cell_paths_still_loads(subset_run, tmp_path):
+    import mindspore as ms
+    state = read_checkpoint(str(subset_run))
+    old = [{"name": name.replace("bn1.", "bn1._backbone."), "data": value} for name, value in state.items()
+           if hasattr(value, "asnumpy")]
+    ms.save_checkpoint(old, str(tmp_path / "old.ckpt"))
+    assert any("._backbone." in entry["name"] for entry in old)
+    model = create_model("resnext11_2x16d", num_classes=3, checkpoint_path=str(tmp_path / "old.ckpt"))
+    np.testing.assert_array_equal(model.bn1.gamma.asnumpy(), state["bn1.gamma"].asnumpy())
 
 
 def test_a_linear_probe_leaves_every_backbone_entry_byte_equal(subset_run, tiny, tmp_path):

@@ -9,33 +9,13 @@ Unreadable images never end a run: the file bytes are read in Python and decoded
 `ErrorSamplesMode.SKIP`, and the sample index travels with each image, so the files that were dropped are found at
 the end of the epoch, named in a warning and counted.
 """
-import io
 import math
 
 import numpy as np
 import mindspore.dataset as ds
-from PIL import Image
 
-from .image_check import is_complete_image
 from .sources import DataError, limit_samples, load_samples
 from .transforms import TransformSettings, eval_image_ops, mix_batch, train_image_ops
-
-
-def read_image_bytes(path):
-    """The file's bytes as uint8, WebP (which MindSpore cannot decode) re-encoded as BMP; empty when the file cannot
-    be read or is not a whole JPEG/PNG/BMP, so that the decoder drops it and the epoch reports it."""
-    try:
-        if path.lower().endswith(".webp"):
-            with Image.open(path) as image:
-                buffer = io.BytesIO()
-                image.convert("RGB").save(buffer, "BMP")
-            data = buffer.getvalue()
-        else:
-            with open(path, "rb") as f:
-                data = f.read()
-    except Exception:  # unreadable for any reason
-        return np.empty(0, np.uint8)
-    return np.frombuffer(data, np.uint8) if is_complete_image(data) else np.empty(0, np.uint8)
 
 
 class _Reader:
@@ -49,9 +29,7 @@ class _Reader:
 
     def __getitem__(self, position):
         index = int(self.order[position])
-        item = self.samples.items[index]
-        image = read_image_bytes(item) if self.samples.encoded else item
-        return image, self.samples.labels[index], np.int64(index)
+        return self.samples.read(index), self.samples.labels[index], np.int64(index)
 
 
 class ImageLoader:
@@ -103,7 +81,7 @@ class ImageLoader:
 
     def image_ops(self):
         """The per-image transforms this loader's pipeline applies."""
-        return (train_image_ops if self.training else eval_image_ops)(self.settings, self.samples.encoded)
+        return (train_image_ops if self.training else eval_image_ops)(self.settings, self.samples.pixel_size)
 
     def pipeline(self, order, epoch):
         # Augmentation randomness per (seed, epoch, shard). MindSpore's set_seed also reseeds Python's `random` and

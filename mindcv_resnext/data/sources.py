@@ -5,10 +5,15 @@ class names, so that sharding, ordering and the pipeline can be written once for
 errors that name the path and the layout that was expected.
 """
 import dataclasses
+import io
 import os
 import pickle
 
 import numpy as np
+from PIL import Image
+
+from ..config import SCHEMA_BY_NAME
+from .image_check import is_complete_image
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 IMAGEFOLDER_LAYOUT = "expected DATA_DIR/<split>/<class name>/<image files> (the ImageNet layout)"
@@ -16,6 +21,7 @@ IMAGEFOLDER_LAYOUT = "expected DATA_DIR/<split>/<class name>/<image files> (the 
 
 class DataError(ValueError):
     """A dataset that cannot be used as given: the message says what is wrong and what was expected."""
+    exit_code = 1
 
 
 @dataclasses.dataclass
@@ -28,19 +34,40 @@ class Samples:
     items: object
     labels: np.ndarray
     class_names: list
-    encoded: bool  # True when items are image files still to decode
     root: str
+    pixel_size: int = None  # the side of the stored pixel arrays (CIFAR: 32); None: image files still to decode
 
     def __len__(self):
         return len(self.labels)
 
+    def read(self, index):
+        """What the pipeline decodes: the file's bytes (empty when unreadable, see read_image_bytes), or the pixels."""
+        return read_image_bytes(self.items[index]) if self.pixel_size is None else self.items[index]
+
     def describe(self, index):
         """A name for sample `index` that a user can find: the file, or the record number."""
-        return self.items[index] if self.encoded else f"{self.root} record {index}"
+        return self.items[index] if self.pixel_size is None else f"{self.root} record {index}"
 
     def subset(self, indices):
-        items = [self.items[i] for i in indices] if self.encoded else self.items[indices]
+        items = [self.items[i] for i in indices] if self.pixel_size is None else self.items[indices]
         return dataclasses.replace(self, items=items, labels=self.labels[indices])
+
+
+def read_image_bytes(path):
+    """The file's bytes as uint8, WebP (which MindSpore cannot decode) re-encoded as BMP; empty when the file cannot
+    be read or is not a whole JPEG/PNG/BMP, so that the decoder drops it and the epoch reports it."""
+    try:
+        if path.lower().endswith(".webp"):
+            with Image.open(path) as image:
+                buffer = io.BytesIO()
+                image.convert("RGB").save(buffer, "BMP")
+            data = buffer.getvalue()
+        else:
+            with open(path, "rb") as f:
+                data = f.read()
+    except Exception:  # unreadable for any reason
+        return np.empty(0, np.uint8)
+    return np.frombuffer(data, np.uint8) if is_complete_image(data) else np.empty(0, np.uint8)
 
 
 def limit_samples(samples, num_samples, seed=0):
@@ -73,7 +100,7 @@ def scan_image_folder(split_dir):
     if empty:
         raise DataError(f"{len(empty)} class folder(s) in {split_dir} hold no images ({', '.join(empty[:5])}); "
                         f"images are files ending in {', '.join(IMAGE_EXTENSIONS)}: add some or remove the folder")
-    return Samples(paths, np.asarray(labels, np.int32), class_names, encoded=True, root=split_dir)
+    return Samples(paths, np.asarray(labels, np.int32), class_names, root=split_dir)
 
 
 def image_folder(data_dir, split, train_split="train", val_split="val"):
@@ -174,10 +201,10 @@ def cifar(data_dir, split, dataset="cifar10"):
     if labels.min() < 0 or labels.max() >= num_classes:
         raise DataError(f"labels in {folder} run outside 0..{num_classes - 1}: is this {dataset.upper()}?")
     return Samples(np.ascontiguousarray(np.concatenate(images)), labels,
-                   _cifar_class_names(folder, dataset, num_classes), encoded=False, root=folder)
+                   _cifar_class_names(folder, dataset, num_classes), root=folder, pixel_size=32)
 
 
-DATASETS = ("imagefolder", "imagenet", "cifar10", "cifar100")  # "imagenet" is MindCV's name for an ImageFolder
+DATASETS = SCHEMA_BY_NAME["dataset"].choices  # "imagenet" is MindCV's name for an ImageFolder
 
 
 def load_samples(dataset, data_dir, split, train_split="train", val_split="val", num_samples=None, seed=0):

@@ -11,61 +11,54 @@ import re
 import numpy as np
 from mindspore.dataset import vision
 
+from ..config import SCHEMA_BY_NAME, ConfigError, parse_key
+
 INTERPOLATIONS = {"bilinear": vision.Inter.BILINEAR, "bicubic": vision.Inter.PILCUBIC,
                   "nearest": vision.Inter.NEAREST, "area": vision.Inter.AREA}
 
 
+def _setting(name):
+    """A field whose default (and, in __post_init__, whose type and range) is the schema key's."""
+    return dataclasses.field(default=SCHEMA_BY_NAME[name].default, metadata={"help": SCHEMA_BY_NAME[name].help})
+
+
 @dataclasses.dataclass
 class TransformSettings:
-    """The recipe keys that shape the images and targets (MindCV names)."""
-    image_resize: int = 224                 # training crop and eval crop size
-    scale: tuple = (0.08, 1.0)              # random-resized-crop area range
-    ratio: tuple = (0.75, 1.333)            # random-resized-crop aspect range
-    hflip: float = 0.5                      # probability of a horizontal flip
-    vflip: float = 0.0
-    color_jitter: object = None             # one number (brightness = contrast = saturation) or [b, c, s(, hue)];
-                                            # not applied when auto_augment is set (as timm)
-    interpolation: str = "bilinear"         # bilinear or bicubic (Pillow's): published weights differ by ~0.3 on it
-    auto_augment: str = None                # "autoaug", "randaug-m{M}-n{N}", "trivialaugwide"
-    re_prob: float = 0.0                    # random erasing probability (after normalisation, erased to 0)
-    re_scale: tuple = (0.02, 0.33)
-    re_ratio: tuple = (0.3, 3.3)
-    mean: tuple = (0.485, 0.456, 0.406)     # in [0, 1], or MindCV's 0-255 values
-    std: tuple = (0.229, 0.224, 0.225)
-    crop_pct: float = 0.875                 # eval: resize the short side to image_resize / crop_pct, centre crop
-    eval_resize: int = None                 # eval: an explicit short-side size instead of image_resize / crop_pct
-    cifar_padding: int = 4                  # CIFAR training: pad, then random crop back to image_resize
-    mixup: float = 0.0                      # Beta(alpha, alpha) of mixup; 0 turns it off
-    cutmix: float = 0.0                     # Beta(alpha, alpha) of cutmix; 0 turns it off
-    cutmix_prob: float = 1.0                # probability that a batch is mixed at all (when mixup or cutmix is on)
-    mixup_switch_prob: float = 0.5          # with both on: probability of cutmix rather than mixup
-    label_smoothing: float = 0.0
+    """The recipe keys that shape the images and targets: names, defaults, types and ranges are the schema's
+    (config.py), checked by the same rules whether they come from a recipe or from code."""
+    image_resize: int = _setting("image_resize")
+    scale: tuple = _setting("scale")
+    ratio: tuple = _setting("ratio")
+    hflip: float = _setting("hflip")
+    vflip: float = _setting("vflip")
+    color_jitter: tuple = _setting("color_jitter")      # not applied when auto_augment is set (as timm)
+    interpolation: str = _setting("interpolation")
+    auto_augment: str = _setting("auto_augment")
+    re_prob: float = _setting("re_prob")                # random erasing, after normalisation, erased to 0
+    re_scale: tuple = _setting("re_scale")
+    re_ratio: tuple = _setting("re_ratio")
+    re_max_attempts: int = _setting("re_max_attempts")
+    mean: tuple = _setting("mean")                      # in [0, 1], or MindCV's 0-255 values
+    std: tuple = _setting("std")
+    crop_pct: float = _setting("crop_pct")
+    eval_resize: int = _setting("eval_resize")
+    cifar_padding: int = _setting("cifar_padding")
+    mixup: float = _setting("mixup")
+    cutmix: float = _setting("cutmix")
+    cutmix_prob: float = _setting("cutmix_prob")
+    mixup_switch_prob: float = _setting("mixup_switch_prob")
+    label_smoothing: float = _setting("label_smoothing")
 
     def __post_init__(self):
-        check_range("hflip", self.hflip, 0, 1)
-        check_range("vflip", self.vflip, 0, 1)
-        check_range("re_prob", self.re_prob, 0, 1)
-        check_range("crop_pct", self.crop_pct, 0, 1, low_open=True)
-        check_range("cutmix_prob", self.cutmix_prob, 0, 1)
-        check_range("mixup_switch_prob", self.mixup_switch_prob, 0, 1)
-        check_range("label_smoothing", self.label_smoothing, 0, 1, high_open=True)
-        if self.interpolation not in INTERPOLATIONS:
-            raise ValueError(f"interpolation must be one of {', '.join(INTERPOLATIONS)}, got {self.interpolation!r}")
-        if int(self.image_resize) < 1:
-            raise ValueError(f"image_resize must be a positive size, got {self.image_resize}")
+        for field in dataclasses.fields(self):
+            setattr(self, field.name, parse_key(SCHEMA_BY_NAME[field.name], getattr(self, field.name),
+                                                "transform settings"))
         for key in ("scale", "ratio", "re_scale", "re_ratio"):
             low, high = getattr(self, key)
             if not 0 < low <= high:
-                raise ValueError(f"{key} must be two numbers 0 < low <= high, got {getattr(self, key)}")
-        for key in ("mean", "std"):
-            if len(getattr(self, key)) != 3:
-                raise ValueError(f"{key} must list 3 values (R, G, B), got {getattr(self, key)}")
+                raise ConfigError(f"{key} must be two numbers 0 < low <= high, got {getattr(self, key)}")
         if self.auto_augment:
             auto_augment_op(self.auto_augment, vision.Inter.BILINEAR)  # an unknown policy fails here, not later
-        if self.color_jitter is not None:
-            color_jitter_strengths(self.color_jitter)
-        if self.mixup < 0 or self.cutmix < 0:
-            raise ValueError(f"mixup and cutmix are Beta alphas >= 0, got {self.mixup}, {self.cutmix}")
 
     @property
     def mixes(self):
@@ -84,12 +77,6 @@ class TransformSettings:
         return int(self.eval_resize or math.floor(self.image_resize / self.crop_pct))
 
 
-def check_range(key, value, low, high, low_open=False, high_open=False):
-    if value < low or value > high or (low_open and value == low) or (high_open and value == high):
-        bounds = f"{'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
-        raise ValueError(f"{key} must be in {bounds}, got {value}")
-
-
 def auto_augment_op(policy, interpolation):
     """AutoAugment (ImageNet policy), RandAugment or TrivialAugmentWide from a timm/MindCV-style policy string."""
     if policy in ("autoaug", "autoaugment"):
@@ -100,7 +87,7 @@ def auto_augment_op(policy, interpolation):
     if match:
         parts = dict((p[0], int(p[1:])) for p in match.group(1).split("-") if p)
         return vision.RandAugment(num_ops=parts.get("n", 2), magnitude=parts.get("m", 9), interpolation=interpolation)
-    raise ValueError(f"auto_augment {policy!r} is not known: use autoaug, randaug-m9-n2 (magnitude, ops) or "
+    raise ConfigError(f"auto_augment {policy!r} is not known: use autoaug, randaug-m9-n2 (magnitude, ops) or "
                      "trivialaugwide (MindSpore's RandAugment has no mstd/inc variants)")
 
 
@@ -114,13 +101,14 @@ def color_jitter_strengths(color_jitter):
     return (*values[:3], values[3] if len(values) == 4 else 0.0)
 
 
-def train_image_ops(settings, encoded):
-    """Training ops for one image: encoded file bytes (ImageNet path) or HWC uint8 pixels (CIFAR path)."""
+def train_image_ops(settings, pixel_size=None):
+    """Training ops for one image: encoded file bytes (pixel_size None: the ImageNet path) or HWC uint8 pixels of
+    that side (the CIFAR path), resized only when the crop size differs from it."""
     size, inter = int(settings.image_resize), INTERPOLATIONS[settings.interpolation]
-    if encoded:
+    if pixel_size is None:
         ops = [vision.RandomCropDecodeResize(size, tuple(settings.scale), tuple(settings.ratio), inter)]
     else:
-        ops = [vision.Resize(size, inter)] if size != 32 else []
+        ops = [vision.Resize(size, inter)] if size != pixel_size else []
         ops.append(vision.RandomCrop(size, padding=settings.cifar_padding))
     if settings.hflip > 0:
         ops.append(vision.RandomHorizontalFlip(settings.hflip))
@@ -136,15 +124,17 @@ def train_image_ops(settings, encoded):
                                                 hue=(-hue, hue)))
     ops += settings.normalize_chw()
     if settings.re_prob > 0:
-        ops.append(vision.RandomErasing(settings.re_prob, tuple(settings.re_scale), tuple(settings.re_ratio)))
+        ops.append(vision.RandomErasing(settings.re_prob, tuple(settings.re_scale), tuple(settings.re_ratio),
+                                        max_attempts=settings.re_max_attempts))
     return ops
 
 
-def eval_image_ops(settings, encoded):
-    """Deterministic eval ops: resize the short side to image_resize / crop_pct (or eval_resize), centre crop."""
+def eval_image_ops(settings, pixel_size=None):
+    """Deterministic eval ops: decode a file (pixel_size None), resize the short side to image_resize / crop_pct
+    (or eval_resize) and centre crop; pixel arrays already of the crop size are left as they are."""
     size, inter = int(settings.image_resize), INTERPOLATIONS[settings.interpolation]
-    ops = [vision.Decode()] if encoded else []
-    if encoded or size != 32:
+    ops = [vision.Decode()] if pixel_size is None else []
+    if pixel_size != size:
         ops += [vision.Resize(settings.eval_resize_size(), inter), vision.CenterCrop(size)]
     return ops + settings.normalize_chw()
 

@@ -111,9 +111,15 @@ def cast_network(network, amp_level):
     return network
 
 
-def dynamic_loss_scaling(loss_scale_type, amp_level):
-    """Whether the scale adapts: MindCV's loss_scale_type, with `auto` as MindSpore's amp default (dynamic at O2)."""
-    return loss_scale_type == "dynamic" or (loss_scale_type == "auto" and amp_level == "O2")
+AUTO_DYNAMIC_SCALE = 2.0 ** 24  # the first scale of MindSpore's DynamicLossScaleManager, its O2 default
 
 
-__all__ = ["TrainStep", "cast_network", "clone_parameters", "dynamic_loss_scaling"]
+def loss_scaling(loss_scale_type, loss_scale, amp_level):
+    """(dynamic, first scale) for MindCV's loss_scale_type. `auto` is what mindspore.Model does when MindCV passes it
+    no manager: at O2 MindSpore's default dynamic manager (from 2**24, whatever loss_scale says), elsewhere none."""
+    if loss_scale_type == "auto":
+        return (True, AUTO_DYNAMIC_SCALE) if amp_level == "O2" else (False, 1.0)
+    return loss_scale_type == "dynamic", loss_scale
+
+
+__all__ = ["TrainStep", "cast_network", "clone_parameters", "loss_scaling"]

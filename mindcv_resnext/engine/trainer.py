@@ -14,28 +14,26 @@ import numpy as np
 from mindspore import ops
 
 from ..checkpoint import HEAD_PREFIX, load_training_state, load_weights_for_finetuning, save_checkpoint
-from ..config import ConfigError, scale_learning_rate
+from ..config import SCHEMA_BY_NAME, ConfigError, scale_learning_rate
 from ..data import TransformSettings, create_loader
 from ..distributed import all_reduce_sum, average_batchnorm_statistics
 from ..evaluate import batch_counts_fn, evaluate
 from ..models import create_model
+from ..models.registry import OPTIONS
 from ..runtime import current_runtime
 from .curves import draw_curves
 from .loss import CrossEntropy
 from .optim import create_optimizer
 from .schedule import schedule_from_config
-from .step import TrainStep, cast_network, dynamic_loss_scaling
+from .step import TrainStep, cast_network, loss_scaling
 
-MODEL_OPTIONS = ("in_channels", "drop_rate", "drop_path_rate", "zero_init_last", "stem_pool_pad")
+MODEL_OPTIONS = tuple(name for name in OPTIONS if name in SCHEMA_BY_NAME)  # the registry's options a recipe sets
 TRANSFORM_KEYS = [f.name for f in dataclasses.fields(TransformSettings)]
 HEAD_CELLS = ("dropout", "classifier")  # what a linear probe trains; every other cell of the model is the backbone
 
 
 def transform_settings(config):
-    try:
-        return TransformSettings(**{key: config[key] for key in TRANSFORM_KEYS if key in config})
-    except ValueError as err:  # a combination the transforms cannot do (e.g. an unknown auto_augment policy)
-        raise ConfigError(str(err)) from err
+    return TransformSettings(**{key: config[key] for key in TRANSFORM_KEYS})
 
 
 def split_loader(config, split, rank=0, world_size=1, log=print):
@@ -152,9 +150,9 @@ def train(config, rank=0, world_size=1, grad_reducer_factory=None, log=print):
             f"epoch_size ({config.epoch_size}): the cosine stops at lr {schedule[-1]:.4g}, not min_lr (as in MindCV); "
             "leave decay_epochs out to decay until the last epoch")
     optimizer = optimizer_from_config(config, model.trainable_params(), schedule)
-    dynamic_scale = dynamic_loss_scaling(config.loss_scale_type, config.amp_level)
+    dynamic_scale, loss_scale = loss_scaling(config.loss_scale_type, config.loss_scale, config.amp_level)
     step = TrainStep(cast_network(model, config.amp_level), CrossEntropy(num_classes, config.label_smoothing),
-                     optimizer, config.loss_scale, dynamic_scale, config.clip_value if config.clip_grad else None,
+                     optimizer, loss_scale, dynamic_scale, config.clip_value if config.clip_grad else None,
                      config.gradient_accumulation_steps, config.ema_decay if config.ema else None,
                      grad_reducer_factory(optimizer.parameters) if grad_reducer_factory else None,
                      config.drop_overflow_update)
@@ -176,7 +174,7 @@ def train(config, rank=0, world_size=1, grad_reducer_factory=None, log=print):
                          global_batch=global_batch, lr=lr, lr_factor=factor, lr_rule=config.lr_scale,
                          lr_base_batch=config.lr_base_batch, steps_per_epoch=steps_per_epoch,
                          train_samples=len(train_loader.samples), num_classes=num_classes,
-                         loss_scale_type="dynamic" if dynamic_scale else "fixed", loss_scale=config.loss_scale,
+                         loss_scale_type="dynamic" if dynamic_scale else "fixed", loss_scale=loss_scale,
                          linear_probe=config.freeze_backbone, resumed_from=resume_path)
         if resume_path and os.path.isfile(metrics_path):
             with open(metrics_path) as f:

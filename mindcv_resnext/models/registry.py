@@ -33,7 +33,7 @@ NAME_PATTERN = re.compile(r"^resnext(\d+)_(\d+)x(\d+)d$")
 
 
 class UnknownModelError(ValueError):
-    pass
+    exit_code = 2
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,0 +1,41 @@
+"""How every entry point runs (train.py, validate.py, scripts/*.py): its command line is parsed by the one grammar
+of config.parse_command_line, and an input error is one line on stderr with a non-zero exit code, never a traceback.
+
+    if __name__ == "__main__":
+        run_main(command)          # command(argv) -> exit code; argv is sys.argv[1:]
+
+Exit codes: 0 done (and --help), 2 a recipe, flag or model name that cannot be used, 1 data or a checkpoint that
+cannot be used (the error classes carry their `exit_code`), 130 Ctrl-C. --debug shows the traceback instead.
+"""
+import sys
+
+from .config import ShowHelp
+
+
+def run_guarded(command, argv):
+    """`command(argv)`'s exit code, with --help, input errors and Ctrl-C turned into what a user should see."""
+    debug = "--debug" in argv
+    try:
+        return command(list(argv))
+    except ShowHelp as shown:
+        print(shown.args[0], end="")
+        return 0
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        print("interrupted: the last checkpoint written is intact; continue with --resume auto", file=sys.stderr)
+        return 130
+    except Exception as err:
+        if debug:
+            raise
+        if hasattr(err, "exit_code"):  # ConfigError, DataError, CheckpointError, UnknownModelError
+            print(f"error: {err}", file=sys.stderr)
+            return err.exit_code
+        text = str(err).strip().splitlines()  # nothing recognised it: still one line, the traceback on request
+        print(f"error: {type(err).__name__}: {text[0] if text else 'no message'} (run again with --debug for the "
+              "traceback)", file=sys.stderr)
+        return 1
+
+
+def run_main(command):
+    sys.exit(run_guarded(command, sys.argv[1:]))
