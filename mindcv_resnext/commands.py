@@ -2,13 +2,17 @@
 import json
 import os
 
-from .checkpoint import CheckpointError, checkpoint_meta, load_state, read_checkpoint
+from .builders import model_options, split_loader
+from .checkpoint import checkpoint_meta, load_state, read_checkpoint
 from .config import ConfigError, Key, parse_command_line
 from .data import DataError
 from .distributed import grad_reducer_factory, init_distributed
+from .engine.ema import EMA
+from .engine.progress import duration
 from .engine.step import cast_network
-from .engine.trainer import MODEL_OPTIONS, split_loader, train
+from .engine.trainer import train
 from .evaluate import batch_counts_fn, evaluate
+from .logs import LOGGER, setup_logging
 from .models import create_model
 from .runtime import setup_runtime
 
@@ -37,11 +41,12 @@ def train_command(argv):
     config, _ = parse_command_line(argv, prog="train.py", description=TRAIN_DESCRIPTION)
     setup_runtime(config)
     rank, world_size = init_distributed(config.distribute)
-    if rank == 0:
-        print("resolved config:\n" + config.to_yaml(), end="")
+    setup_logging(rank, world_size)
     summary = train(config, rank, world_size, grad_reducer_factory(world_size))
-    print(f"done: {summary['epochs_run']} epoch(s), best val top-1 {summary['best_top1']}, "
-          f"checkpoints in {config.ckpt_save_dir}" + (" (written by rank 0)" if world_size > 1 else ""))
+    if rank == 0:  # the run's results, once
+        best = f", best val top-1 {summary.best_top1:.4f}" if summary.best_top1 is not None else ""
+        LOGGER.info(f"done: {summary.epochs_run} epoch(s) in {duration(summary.seconds)}{best}; checkpoints in "
+                    f"{config.ckpt_save_dir}")
     return 0
 
 
@@ -61,14 +66,9 @@ def validate_command(argv):
     num_classes = meta.get("num_classes") or config.num_classes
     if num_classes is None:
         raise ConfigError(f"{ckpt_path} does not say its number of classes: give --num_classes")
-    options = meta.get("model_options") or {key: config[key] for key in MODEL_OPTIONS}
-    model = create_model(meta.get("model") or config.model, num_classes=num_classes, **options)
-    if use_ema:
-        ema = {name[len("ema."):]: value for name, value in state.items() if name.startswith("ema.")}
-        if not ema:
-            raise CheckpointError(f"{ckpt_path} holds no EMA weights (train with --ema true), drop --ema")
-        state = ema
-    load_state(model, state, ckpt_path)
+    model = create_model(meta.get("model") or config.model, num_classes=num_classes,
+                         **(meta.get("model_options") or model_options(config)))
+    load_state(model, EMA.weights_in(state, ckpt_path) if use_ema else state, ckpt_path)
     loader = split_loader(config, "val")
     if meta.get("class_names") and loader.class_names != meta["class_names"]:
         raise DataError(f"the classes of {config.data_dir} differ from those {ckpt_path} was trained on "

@@ -275,7 +275,7 @@ def test_validation_covers_every_sample_once_also_when_sharded(folder):
 
 def test_eval_shuffle_in_a_recipe_reaches_the_validation_loader(folder):
     from mindcv_resnext.config import resolve_config
-    from mindcv_resnext.engine.trainer import split_loader
+    from mindcv_resnext.builders import split_loader
     loader = split_loader(resolve_config(["--dataset", "imagefolder", "--data_dir", folder, "--eval_shuffle", "true",
                                           "--num_parallel_workers", "1"]), "val")
     assert loader.eval_shuffle and sorted(loader.shard_order(0)) == list(range(9))

@@ -48,7 +48,8 @@ def worker_logs(log_dir):
 
 
 def checksum(log):
-    return float(re.search(r"final trainable weights checksum (\S+)", log).group(1))
+    return float(re.search(r"weights fingerprint \(sum of the trainable weights, the same on every rank\): (\S+)",
+                           log).group(1))
 
 
 @pytest.fixture(scope="module")
@@ -65,18 +66,18 @@ def test_two_workers_end_with_identical_weights_and_split_the_data(two_workers):
     assert len(logs) == 2
     assert checksum(logs[0]) == checksum(logs[1])
     for rank, log in enumerate(logs):
-        assert f"rank {rank}/2 on CPU (graph mode, jit level O0): 24 of 48 training samples in this rank's shard" in log
+        assert f"[rank {rank}/2] this process: CPU (graph mode, jit level O0), reading 24 of 48 training samples" in log
     assert os.path.isfile(out / "ckpt" / "latest.ckpt")  # written by rank 0
 
 
 def test_lr_is_scaled_for_the_doubled_global_batch(two_workers):
     _, out = two_workers
-    assert "global batch 8; lr 0.05 x 2 = 0.1 (linear rule, base batch 4)" in worker_logs(out / "logs")[0]
+    assert "2 x CPU, global batch 8 (4 per device), lr 0.1 (0.05 x 2)" in worker_logs(out / "logs")[0]
 
 
 def test_the_train_loss_in_metrics_is_the_mean_over_every_ranks_batches(two_workers):
     _, out = two_workers
-    losses = [[float(v) for v in re.findall(r" step \d+/\d+ loss (\S+)", log)] for log in worker_logs(out / "logs")]
+    losses = [[float(v) for v in re.findall(r" step \d+/\d+: loss ([\d.]+),", log)] for log in worker_logs(out / "logs")]
     assert [len(rank) for rank in losses] == [6, 6]  # 24 samples a rank, batch 4, one line a step
     train_loss = json.loads(open(out / "ckpt" / "metrics.jsonl").read().splitlines()[-1])["train_loss"]
     assert train_loss == pytest.approx(sum(losses[0] + losses[1]) / 12, abs=1e-4)

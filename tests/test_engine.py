@@ -14,6 +14,7 @@ from mindcv_resnext.checkpoint import CheckpointError, checkpoint_meta, read_che
 from mindcv_resnext.cli import run_guarded
 from mindcv_resnext.commands import validate_command
 from mindcv_resnext.config import resolve_config
+from mindcv_resnext.engine.ema import EMA
 from mindcv_resnext.engine.loss import CrossEntropy
 from mindcv_resnext.engine.optim import create_optimizer, parameter_groups
 from mindcv_resnext.engine.schedule import learning_rates
@@ -156,13 +157,13 @@ def test_weight_decay_filter_decides_what_the_optimizer_decays(flags, exempt, ci
 
 def test_clipping_bounds_the_update_and_ema_follows_the_weights():
     net = dense_net()
-    step, _ = plain_step(net, lr=1.0, clip_norm=0.01, ema_decay=0.9)
+    step, _ = plain_step(net, lr=1.0, clip_norm=0.01, ema=EMA(net, 0.9))
     before = weights(net)
     x = np.random.default_rng(2).standard_normal((4, 6)).astype(np.float32) * 100
     step(ms.Tensor(x), ms.Tensor(np.array([0, 1, 2, 0], np.int32)))
     assert np.linalg.norm(weights(net) - before) == pytest.approx(0.01, rel=1e-4)  # SGD, lr 1: the clipped gradient
-    ema = np.concatenate([p.asnumpy().ravel() for p in step.ema if p.requires_grad is False
-                          and p.name[4:] in {q.name for q in net.trainable_params()}])
+    ema = np.concatenate([p.asnumpy().ravel() for p in step.ema.averages
+                          if p.name[4:] in {q.name for q in net.trainable_params()}])
     np.testing.assert_allclose(ema, 0.9 * before + 0.1 * weights(net), rtol=1e-5, atol=1e-7)
 
 
@@ -203,7 +204,8 @@ def test_checkpoint_is_self_describing(straight_run):
     assert meta["eval_transform"]["image_resize"] == 16 and meta["eval_transform"]["crop_pct"] == 1.0
     assert (meta["epoch"], meta["global_step"]) == (2, 12)
     assert sorted(os.listdir(save_dir)) == ["best.ckpt", "config.yaml", "curves.png", "epoch_0001.ckpt",
-                                            "epoch_0002.ckpt", "latest.ckpt", "metrics.jsonl", "run.json"]
+                                            "epoch_0002.ckpt", "latest.ckpt", "metrics.jsonl", "run.json",
+                                            "train.log"]
     records = [json.loads(line) for line in open(os.path.join(save_dir, "metrics.jsonl"))]
     assert [r["epoch"] for r in records] == [1, 2] and all(0 <= r["top1"] <= 1 for r in records)
     run = json.load(open(os.path.join(save_dir, "run.json")))  # what the recipe does not say, resolved
@@ -227,7 +229,7 @@ def test_resume_continues_exactly_where_the_run_stopped(straight_run, tiny_folde
     assert checkpoint_meta(read_checkpoint(os.path.join(tmp_path, "latest.ckpt")))["epoch"] == 1
     # --resume auto finds latest.ckpt and reads the epoch and step from it (not from a file name).
     summary = train(run_config(tiny_folder, tmp_path, "--resume", "auto"), log=lambda line: None)
-    assert summary["epochs_run"] == 1
+    assert summary.epochs_run == 1
     straight, resumed = final_state(save_dir), final_state(tmp_path)
     assert straight.keys() == resumed.keys()
     for name in straight:
@@ -240,7 +242,7 @@ def test_fine_tuning_replaces_the_head_and_freeze_backbone_keeps_the_rest(straig
     lines = []
     config = run_config(two_classes, tmp_path / "tuned", "--ckpt_path", os.path.join(save_dir, "latest.ckpt"),
                         "--freeze_backbone", "true", "--epoch_size", "1", "--warmup_epochs", "0", "--ema", "false")
-    model = train(config, log=lines.append)["model"]
+    model = train(config, log=lines.append).model
     assert any("skipped classifier.weight" in line and "(3, 1024) in the file, (2, 1024)" in line for line in lines)
     source = final_state(save_dir)
     tuned = {p.name: p.asnumpy() for p in model.get_parameters()}
@@ -255,7 +257,7 @@ def test_validate_scores_every_sample_and_matches_a_count_in_numpy(straight_run,
     assert run_guarded(validate_command, ["--ckpt_path", ckpt, "--data_dir", tiny_folder, "--json",
                                           "--batch_size", "5"]) == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert result["num_samples"] == 12 and "top5" not in result or result["top5"] is None
+    assert result["num_samples"] == 12 and result["top5"] is None  # 3 classes: no top-5
 
     from mindcv_resnext import create_model
     from mindcv_resnext.data import TransformSettings, create_loader
@@ -297,18 +299,6 @@ def test_resuming_from_a_weights_only_checkpoint_is_an_error(tmp_path, tiny_fold
               log=lambda line: None)
 
 
-@pytest.mark.parametrize("amp_level", ["O1", "O2", "O3"])
-def test_mixed_precision_levels_train(amp_level, tmp_path, monkeypatch):
-    from mindcv_resnext.engine.step import cast_network
-    monkeypatch.chdir(tmp_path)  # MindSpore's O1 rewrite dumps rewritten_network/*.py into the working directory
-    net = dense_net()
-    optimizer = create_optimizer(net.trainable_params(), "momentum", 0.1, momentum=0.0)
-    step = TrainStep(cast_network(net, amp_level), CrossEntropy(3), optimizer, loss_scale=128.0)
-    before = weights(net)
-    loss, finite = step(ms.Tensor(np.ones((4, 6), np.float32)), ms.Tensor(np.array([0, 1, 2, 0], np.int32)))
-    assert np.isfinite(loss.asnumpy()) and bool(finite.asnumpy()) and not np.array_equal(weights(net), before)
-
-
 def test_cifar_records_feed_the_training_loop(tmp_path):
     write_cifar(str(tmp_path / "cifar"), "cifar100", "python")
     config = resolve_config(["--model", "resnext11_2x16d", "--dataset", "cifar100", "--data_dir",
@@ -317,5 +307,65 @@ def test_cifar_records_feed_the_training_loop(tmp_path):
                              "--mean", "125.3,123.0,113.9", "--std", "63.0,62.1,66.7", "--crop_pct", "1",
                              "--mixup", "0.2", "--label_smoothing", "0.1", "--ckpt_save_dir", str(tmp_path / "out")])
     summary = train(config, log=lambda line: None)
-    assert summary["epochs_run"] == 1 and summary["last"]["num_samples"] == 3
+    assert summary.epochs_run == 1 and summary.last["num_samples"] == 3
     assert checkpoint_meta(read_checkpoint(str(tmp_path / "out" / "latest.ckpt")))["num_classes"] == 100
+
+
+# --- what the trainer's parts do ----------------------------------------------------------------------------------
+
+def test_the_ema_is_swapped_in_for_evaluation_and_the_weights_come_back_and_keep_training():
+    net = dense_net()
+    ema = EMA(net, 0.5)
+    step, _ = plain_step(net, lr=0.5, ema=ema)
+    x, y = ms.Tensor(np.random.default_rng(3).standard_normal((4, 6)).astype(np.float32)), ms.Tensor(
+        np.array([0, 1, 2, 0], np.int32))
+    step(x, y)  # compiles the step: from here on, weights may only be written in place
+    own, averages = weights(net), np.concatenate([p.asnumpy().ravel() for p in ema.averages])
+    with ema.applied(net):
+        np.testing.assert_array_equal(weights(net), averages)
+    np.testing.assert_array_equal(weights(net), own)
+    step(x, y)
+    assert not np.array_equal(weights(net), own)  # the compiled step still updates the parameters it restored
+
+
+def test_validate_ema_scores_the_average_the_run_scored(straight_run, tiny_folder, capsys):
+    save_dir, summary = straight_run
+    assert run_guarded(validate_command, ["--ckpt_path", os.path.join(save_dir, "latest.ckpt"), "--data_dir",
+                                          tiny_folder, "--ema", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["top1"] == pytest.approx(summary.last["ema_top1"])
+
+
+@pytest.mark.parametrize("policy, kept", [("latest_k", [4, 5]), ("top_k", [2, 4])])
+def test_epoch_checkpoints_are_pruned_by_policy(policy, kept, tmp_path):
+    from mindcv_resnext.engine.trainer import prune_epoch_checkpoints
+    top1 = {1: 0.1, 2: 0.9, 3: 0.2, 4: 0.8, 5: 0.3}
+    for epoch in top1:
+        (tmp_path / f"epoch_{epoch:04d}.ckpt").write_text("x")
+    prune_epoch_checkpoints(str(tmp_path), 2, policy, [dict(epoch=e, top1=t) for e, t in top1.items()])
+    assert sorted(int(p.name[6:10]) for p in tmp_path.iterdir()) == kept
+
+
+def test_gradient_accumulation_through_the_trainer(tiny_folder, tmp_path):
+    summary = train(run_config(tiny_folder, tmp_path, "--batch_size", "4", "--gradient_accumulation_steps", "2",
+                               "--epoch_size", "1", "--warmup_epochs", "0", "--ema", "false"), log=lambda line: None)
+    run = json.load(open(tmp_path / "run.json"))
+    meta = checkpoint_meta(read_checkpoint(str(tmp_path / "latest.ckpt")))
+    assert (run["global_batch"], run["steps_per_epoch"], meta["global_step"]) == (8, 6, 6)  # 12 batches of 4
+    assert np.isfinite(summary.last["train_loss"])
+
+
+def test_validate_refuses_data_with_other_classes(straight_run, tmp_path, capsys):
+    save_dir, _ = straight_run
+    other = write_image_folder(tmp_path / "other", 2, {"train": 1, "val": 2}, prefix="kind")
+    assert run_guarded(validate_command, ["--ckpt_path", os.path.join(save_dir, "latest.ckpt"), "--data_dir",
+                                          other]) == 1
+    assert f"error: the classes of {other} differ from those" in capsys.readouterr().err
+
+
+def test_a_run_writes_train_log_and_says_what_it_does(straight_run):
+    save_dir, _ = straight_run
+    log = open(os.path.join(save_dir, "train.log")).read()
+    for line in ("resnext11_2x16d, 3 classes, from scratch", "global batch 8 (8 per device), lr 0.05",
+                 "epoch 2/2: train loss", "epoch 2/2: val top-1"):
+        assert line in log

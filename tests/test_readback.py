@@ -16,7 +16,8 @@ from mindcv_resnext.cli import run_guarded
 from mindcv_resnext.commands import validate_command
 from mindcv_resnext.config import resolve_config
 from mindcv_resnext.engine.step import cast_network
-from mindcv_resnext.engine.trainer import split_loader, train
+from mindcv_resnext.builders import split_loader
+from mindcv_resnext.engine.trainer import train
 from test_data import write_image_folder
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -76,7 +77,7 @@ def test_a_checkpoint_of_every_amp_level_validates_fine_tunes_and_resumes_exactl
     assert set(network_entries(latest)) == plain_names  # bn1.gamma, never bn1._backbone.gamma
 
     resumed = run(*flags(tiny, tmp_path / "run", *amp, "--resume", "auto"))
-    assert resumed["epochs_run"] == 1 and straight["epochs_run"] == 2
+    assert resumed.epochs_run == 1 and straight.epochs_run == 2
     expected, got = network_entries(tmp_path / "straight" / "latest.ckpt"), network_entries(latest)
     for name in expected:
         np.testing.assert_allclose(got[name], expected[name], rtol=1e-5, atol=1e-6, err_msg=name)
@@ -88,7 +89,7 @@ def test_a_checkpoint_of_every_amp_level_validates_fine_tunes_and_resumes_exactl
     lines = []
     tuned = run(*flags(two_classes, tmp_path / "tuned", *amp, "--ckpt_path", str(latest), "--epoch_size", "1"),
                 log=lines.append)
-    assert tuned["epochs_run"] == 1 and any("skipped classifier.weight" in line for line in lines)
+    assert tuned.epochs_run == 1 and any("skipped classifier.weight" in line for line in lines)
 
 
 def test_mindcv_loads_a_checkpoint_written_at_o2_and_computes_the_same_logits(tmp_path):
@@ -115,7 +116,7 @@ def subset_run(tiny, tmp_path_factory):
     """One epoch trained on 8 of 48 training images (and validated on 8 of 12)."""
     save_dir = tmp_path_factory.mktemp("subset")
     summary = run(*flags(tiny, save_dir, "--num_samples", "8", "--epoch_size", "1"))
-    assert summary["last"]["num_samples"] == 8
+    assert summary.last["num_samples"] == 8
     return save_dir / "latest.ckpt"
 
 
@@ -134,7 +135,7 @@ def test_resume_opt_with_ckpt_path_continues_the_run_as_mindcv_resumes(subset_ru
     lines = []
     summary = run(*flags(tiny, tmp_path, "--num_samples", "8", "--ckpt_path", str(subset_run), "--resume_opt",
                          "true"), log=lines.append)
-    assert summary["epochs_run"] == 1 and any(line.startswith(f"resumed from {subset_run}: epoch 1 done, global "
+    assert summary.epochs_run == 1 and any(line.startswith(f"resumed from {subset_run}: epoch 1 done, global "
                                                               "step 1") for line in lines)
 
 

@@ -123,7 +123,7 @@ class ImageLoader:
         if len(dropped):
             files = [self.samples.describe(i) for i in dropped]
             self.skipped += [(epoch, f) for f in files]
-            self.log(f"warning: epoch {epoch}: skipped {len(files)} unreadable image(s) "
+            self.log(f"warning: epoch {epoch + 1}: skipped {len(files)} unreadable image(s) "
                      f"({len(self.skipped)} so far): {', '.join(files)}")
 
 

@@ -10,14 +10,13 @@ import mindspore as ms
 from mindspore import amp, ops
 
 from ..runtime import jit
+from .ema import clone_parameters
 
 SCALE_FACTOR, SCALE_WINDOW = 2, 2000
 
 
-def clone_parameters(params, prefix, zeros=False):
-    """Parameters holding a copy of `params` (or zeros of their shape), named prefix.name, not trainable."""
-    return ms.ParameterTuple(ms.Parameter(ops.zeros_like(p) if zeros else p.value().copy(), name=f"{prefix}.{p.name}",
-                                          requires_grad=False) for p in params)
+def _no_ema():
+    return True
 
 
 class TrainStep:
@@ -29,19 +28,17 @@ its update is skipped, unless `drop_overflow_update` is False with a fixed scale
     """
 
     def __init__(self, network, loss_fn, optimizer, loss_scale=1.0, dynamic_loss_scale=False, clip_norm=None,
-                 accumulation_steps=1, ema_decay=None, grad_reducer=None, drop_overflow_update=True):
+                 accumulation_steps=1, ema=None, grad_reducer=None, drop_overflow_update=True):
         self.network, self.optimizer = network, optimizer
         self.accumulation_steps, self.micro_step = accumulation_steps, 0
         self.scaler = (amp.DynamicLossScaler(loss_scale, SCALE_FACTOR, SCALE_WINDOW) if dynamic_loss_scale
                        else amp.StaticLossScaler(loss_scale))
         drop_overflow = drop_overflow_update or dynamic_loss_scale
-        self.ema_decay = ema_decay
-        self.ema_sources = ms.ParameterTuple(network.get_parameters()) if ema_decay else None
-        self.ema = clone_parameters(self.ema_sources, "ema") if ema_decay else None
+        self.ema = ema  # an EMA of the network's weights, updated after every optimizer step (or None)
         params = optimizer.parameters
         self.accumulated = clone_parameters(params, "accum", zeros=True) if accumulation_steps > 1 else None
         scaler, dynamic, k = self.scaler, dynamic_loss_scale, accumulation_steps
-        accumulated, ema, sources = self.accumulated, self.ema, self.ema_sources
+        accumulated, update_ema = self.accumulated, ema.update if ema is not None else _no_ema
 
         def forward(images, labels):
             return scaler.scale(loss_fn(network(images), labels))
@@ -74,9 +71,7 @@ its update is skipped, unless `drop_overflow_update` is False with a fixed scale
                 optimizer(grads)
             elif finite:
                 optimizer(grads)
-            if ema_decay:
-                for average, source in zip(ema, sources):
-                    ops.assign(average, average * ema_decay + source * (1 - ema_decay))
+            update_ema()
             return scaler.unscale(scaled_loss), finite
 
         self._accumulate, self._apply = accumulate, apply
@@ -94,8 +89,8 @@ its update is skipped, unless `drop_overflow_update` is False with a fixed scale
                  if p.name not in network_params and not name.startswith("learning_rate")}
         if isinstance(self.scaler, amp.DynamicLossScaler):
             state.update({"scaler.scale_value": self.scaler.scale_value, "scaler.counter": self.scaler.counter})
-        for group in (self.ema, self.accumulated):
-            state.update({p.name: p for p in group or ()})
+        state.update(self.ema.state() if self.ema is not None else {})
+        state.update({p.name: p for p in self.accumulated or ()})
         return state
 
 
@@ -122,4 +117,4 @@ def loss_scaling(loss_scale_type, loss_scale, amp_level):
     return loss_scale_type == "dynamic", loss_scale
 
 
-__all__ = ["TrainStep", "cast_network", "clone_parameters", "loss_scaling"]
+__all__ = ["TrainStep", "cast_network", "loss_scaling"]

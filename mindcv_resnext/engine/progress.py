@@ -1,0 +1,58 @@
+"""What a person sees of an epoch: a tqdm bar on a terminal; plain lines everywhere else (msrun worker logs, CI,
+train.log), one every log_interval steps and one when the epoch ends, with its time."""
+import sys
+import time
+
+import numpy as np
+from tqdm import tqdm
+
+
+def duration(seconds):
+    """3.2 s, 4m05s, 2h13m: rounded for people."""
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, seconds = divmod(int(round(seconds)), 60)
+    return f"{minutes}m{seconds:02d}s" if minutes < 60 else f"{minutes // 60}h{minutes % 60:02d}m"
+
+
+class EpochProgress:
+    """Feed it every step (`update`), then `finish` it. It keeps the curve points of the epoch: (global step, mean
+    train loss of the last log_interval steps), one every log_interval steps and one at the end."""
+
+    def __init__(self, epoch, epochs, steps, log_interval, log, interactive=None):
+        self.epoch, self.epochs, self.steps, self.log_interval, self.log = epoch, epochs, steps, log_interval, log
+        interactive = sys.stderr.isatty() if interactive is None else interactive
+        self.bar = tqdm(total=steps, desc=f"epoch {epoch}/{epochs}", unit="step", dynamic_ncols=True,
+                        leave=False) if interactive else None
+        self.losses, self.images, self.data_seconds, self.points = [], 0, 0.0, []
+        self.started = time.perf_counter()
+
+    def update(self, global_step, loss, lr, images, data_seconds):
+        self.losses.append(loss)
+        self.images += images
+        self.data_seconds += data_seconds
+        elapsed = time.perf_counter() - self.started
+        done = len(self.losses)
+        recent = float(np.mean(self.losses[-self.log_interval:]))
+        if done % self.log_interval == 0 or done == self.steps:
+            self.points.append((global_step, round(recent, 5)))
+        if self.bar is not None:
+            self.bar.set_postfix_str(f"loss {recent:.4f}, lr {lr:.4g}, {self.images / elapsed:.1f} img/s, "
+                                     f"{self.data_seconds / elapsed:.0%} waiting for data", refresh=False)
+            self.bar.update()
+        elif done % self.log_interval == 0:
+            eta = elapsed / done * (self.steps - done)
+            self.log(f"epoch {self.epoch}/{self.epochs} step {done}/{self.steps}: loss {recent:.4f}, lr {lr:.4g}, "
+                     f"{self.images / elapsed:.1f} img/s, {self.data_seconds / elapsed:.0%} waiting for data, "
+                     f"epoch ETA {duration(eta)}")
+
+    def finish(self, mean_loss, epochs_left):
+        """Close the bar and log the epoch's line; returns its seconds."""
+        seconds = time.perf_counter() - self.started
+        if self.bar is not None:
+            self.bar.close()
+        loss = f"train loss {mean_loss:.4f}" if mean_loss is not None else "no training step"
+        self.log(f"epoch {self.epoch}/{self.epochs}: {loss}, {duration(seconds)}, "
+                 f"{self.images / max(seconds, 1e-9):.1f} img/s, {self.data_seconds / max(seconds, 1e-9):.0%} "
+                 f"waiting for data" + (f", about {duration(seconds * epochs_left)} to go" if epochs_left else ""))
+        return seconds
