@@ -8,11 +8,10 @@ from .config import ConfigError, Key, parse_command_line
 from .data import DataError
 from .distributed import grad_reducer_factory, init_distributed
 from .engine.ema import EMA
-from .engine.progress import duration
 from .engine.step import cast_network
 from .engine.trainer import train
 from .evaluate import batch_counts_fn, evaluate
-from .logs import LOGGER, setup_logging
+from .logs import setup_logging
 from .models import create_model
 from .runtime import setup_runtime
 
@@ -42,11 +41,7 @@ def train_command(argv):
     setup_runtime(config)
     rank, world_size = init_distributed(config.distribute)
     setup_logging(rank, world_size)
-    summary = train(config, rank, world_size, grad_reducer_factory(world_size))
-    if rank == 0:  # the run's results, once
-        best = f", best val top-1 {summary.best_top1:.4f}" if summary.best_top1 is not None else ""
-        LOGGER.info(f"done: {summary.epochs_run} epoch(s) in {duration(summary.seconds)}{best}; checkpoints in "
-                    f"{config.ckpt_save_dir}")
+    train(config, rank, world_size, grad_reducer_factory(world_size))
     return 0
 
 

@@ -367,5 +367,5 @@ def test_a_run_writes_train_log_and_says_what_it_does(straight_run):
     save_dir, _ = straight_run
     log = open(os.path.join(save_dir, "train.log")).read()
     for line in ("resnext11_2x16d, 3 classes, from scratch", "global batch 8 (8 per device), lr 0.05",
-                 "epoch 2/2: train loss", "epoch 2/2: val top-1"):
+                 "epoch 2/2: train loss", "epoch 2/2: val top-1", "done: 2 epoch(s) in"):
         assert line in log

@@ -27,7 +27,7 @@ from .curves import draw_curves
 from .ema import EMA
 from .loss import CrossEntropy
 from .optim import create_optimizer
-from .progress import EpochProgress
+from .progress import EpochProgress, duration
 from .schedule import schedule_from_config
 from .step import TrainStep, cast_network, loss_scaling
 
@@ -106,11 +106,16 @@ def train(config, rank=0, world_size=1, grad_reducer_factory=None, log=None):
             summary.epochs_run += 1
             summary.overflow_steps += record["overflow_steps"]
             summary.last = record
+        summary.seconds = time.perf_counter() - started
+        if run.is_main:  # the run's result, once
+            best = f", best val top-1 {run.best_top1:.4f}" if run.best_top1 is not None else ""
+            run.log(f"done: {summary.epochs_run} epoch(s) in {duration(summary.seconds)}{best}; checkpoints in "
+                    f"{config.ckpt_save_dir}")
     finally:
         if file_log is not None:
             LOGGER.removeHandler(file_log)
             file_log.close()
-    summary.best_top1, summary.seconds, summary.model = run.best_top1, time.perf_counter() - started, run.model
+    summary.best_top1, summary.model = run.best_top1, run.model
     summary.latest = run.path("latest.ckpt") if run.is_main and summary.epochs_run else None
     summary.checksum = float(sum(np.asarray(p.asnumpy(), np.float64).sum() for p in run.model.trainable_params()))
     if world_size > 1:  # the ranks' weights must agree: a check a user can read in each worker's log
