@@ -9,21 +9,31 @@ cannot be used (the error classes carry their `exit_code`), 130 Ctrl-C. --debug 
 """
 import sys
 
-from .config import ShowHelp
+from .config import TRUE_WORDS, ShowHelp
+
+
+def debug_requested(argv):
+    """--debug, --debug true, --debug=yes, ... anywhere on the command line."""
+    for i, token in enumerate(argv):
+        if token == "--debug":
+            return i + 1 == len(argv) or argv[i + 1].startswith("-") or argv[i + 1].lower() in TRUE_WORDS
+        if token.startswith("--debug="):
+            return token.split("=", 1)[1].lower() in TRUE_WORDS
+    return False
 
 
 def run_guarded(command, argv):
     """`command(argv)`'s exit code, with --help, input errors and Ctrl-C turned into what a user should see."""
-    debug = "--debug" in argv
+    debug = debug_requested(list(argv))
     try:
         return command(list(argv))
     except ShowHelp as shown:
         print(shown.args[0], end="")
         return 0
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as interrupt:
         if debug:
             raise
-        print("interrupted: the last checkpoint written is intact; continue with --resume auto", file=sys.stderr)
+        print("interrupted" + (f": {interrupt}" if str(interrupt) else ""), file=sys.stderr)
         return 130
     except Exception as err:
         if debug:

@@ -32,7 +32,11 @@ says otherwise); --ema scores the EMA weights it holds; a recipe or flags may ch
 # What validate.py takes from a training checkpoint's saved config besides its model, classes and eval transform:
 # where its data lies (a default the command line can change). Never the run's limits (num_samples) or machine.
 DATA_LOCATION_KEYS = ("dataset", "data_dir", "train_split", "val_split")
-VALIDATE_OPTIONS = (Key("json", "bool", False, "also print the result as one JSON line"),)
+VALIDATE_OPTIONS = (  # from the command line only: a recipe's ckpt_path is what a run started from, its ema a setting
+    Key("ckpt_path", "str", "", "the checkpoint to score (required)"),
+    Key("ema", "bool", False, "score the EMA weights the checkpoint holds"),
+    Key("json", "bool", False, "also print the result as one JSON line"),
+)
 
 
 def train_command(argv):
@@ -41,14 +45,17 @@ def train_command(argv):
     setup_runtime(config)
     rank, world_size = init_distributed(config.distribute)
     setup_logging(rank, world_size)
-    train(config, rank, world_size, grad_reducer_factory(world_size))
+    try:
+        train(config, rank, world_size, grad_reducer_factory(world_size))
+    except KeyboardInterrupt:
+        raise KeyboardInterrupt("the last checkpoint written is intact; continue with --resume auto") from None
     return 0
 
 
 def validate_command(argv):
     """python validate.py --ckpt_path P [--data_dir D] [-c RECIPE] [--ema] [--json] [--key value ...]"""
     ckpt_path = parse_command_line(argv, VALIDATE_OPTIONS, prog="validate.py",
-                                   description=VALIDATE_DESCRIPTION)[0].ckpt_path
+                                   description=VALIDATE_DESCRIPTION)[1].ckpt_path
     if not ckpt_path:
         raise ConfigError("--ckpt_path is required: the checkpoint to score")
     state = read_checkpoint(ckpt_path)
@@ -57,7 +64,7 @@ def validate_command(argv):
     saved = {k: v for k, v in (meta.get("config") or {}).items() if k in DATA_LOCATION_KEYS}
     config, options = parse_command_line(argv, VALIDATE_OPTIONS, base={**saved, **(meta.get("eval_transform") or {})})
     setup_runtime(config)
-    use_ema, as_json = config.ema, options["json"]
+    use_ema, as_json = options.ema, options.json
     num_classes = meta.get("num_classes") or config.num_classes
     if num_classes is None:
         raise ConfigError(f"{ckpt_path} does not say its number of classes: give --num_classes")

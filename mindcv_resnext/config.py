@@ -370,7 +370,12 @@ def load_recipe(path, _chain=()):
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse whose errors are ConfigError (one line, exit code 2 from the entry point), not usage and exit."""
+    """argparse whose errors are ConfigError (one line, exit code 2 from the entry point), not usage and exit, and
+    that reads -1e-3 as a value (argparse's own test for a negative number knows no exponent)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self._negative_number_matcher = re.compile(r"^-(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
 
     def error(self, message):
         missing = re.match(r"argument (\S+): expected (?:at least )?one argument", message)
@@ -394,9 +399,15 @@ def _metavar(key):
     return word
 
 
+def _shown(value):
+    """A default as --help shows it: lists as lists, floats rounded (0.229 * 255 is 58.395)."""
+    if isinstance(value, (tuple, list)):
+        return "[" + ", ".join(_shown(item) for item in value) + "]"
+    return f"{value:.6g}" if isinstance(value, float) else str(value)
+
+
 def _add_key(group, key):
-    default = list(key.default) if isinstance(key.default, tuple) else key.default
-    text = f"{key.help} (default: {default})".replace("%", "%%")
+    text = f"{key.help} (default: {_shown(key.default)})".replace("%", "%%")
     if key.kind == "bool":  # a bare --flag is true
         group.add_argument(f"--{key.name}", nargs="?", const="true", metavar="BOOL", help=text)
     else:  # every value word is kept, so that parse_key can say "takes one value" or split "0.08,1.0"
@@ -414,12 +425,15 @@ def command_parser(prog=None, description=None, options=(), settings=None):
     if settings is None:
         general.add_argument("-c", "--config", metavar="RECIPE.yaml",
                              help="a YAML recipe; its keys (and its _base_ files') set the defaults of the flags")
-    general.add_argument("--debug", action="store_true", help="show the Python traceback of an error")
+    general.add_argument("--debug", nargs="?", const="true", metavar="BOOL",
+                         help="show the Python traceback of an error")
     if options:
         group = parser.add_argument_group(f"{prog or 'command'} options")
         for key in options:
             _add_key(group, key)
-    keys = SCHEMA if settings is None else [SCHEMA_BY_NAME[name] for name in settings]
+    own = {key.name for key in options}  # an option of the command replaces the setting of the same name
+    keys = [key for key in (SCHEMA if settings is None else [SCHEMA_BY_NAME[name] for name in settings])
+            if key.name not in own]
     for title, members in itertools.groupby(keys, key=lambda key: key.group):
         group = parser.add_argument_group(f"{title} settings")
         for key in members:
@@ -439,7 +453,8 @@ def _unexpected(token):
 
 
 def parse_command_line(argv=(), options=(), settings=None, base=None, prog=None, description=None):
-    """(config, the entry point's own options) from a command line, both Configs (dicts with attribute access). The config is the schema's defaults
+    """(config, the entry point's own options) from a command line, both Configs (dicts with attribute access).
+    An option named like a setting is read from the command line alone (a recipe's value of it goes to the config). The config is the schema's defaults
     <- `base` (a saved config) <- the recipe of -c <- the flags; every value is checked by its key's rules.
 
     Raises ShowHelp for -h/--help and ConfigError for anything that cannot be used.

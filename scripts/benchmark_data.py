@@ -89,7 +89,7 @@ def main(argv):
             data_dir = scratch
             generate_jpegs(scratch, args.generate)
         samples = load_samples("imagefolder", data_dir, "train", num_samples=args.num_samples)
-        settings = TransformSettings(image_resize=args.image_resize)
+        settings = TransformSettings(image_resize=args.image_resize, color_jitter=None)  # as the Pillow side
         loader = ImageLoader(samples, settings, batch_size=args.batch_size, training=True,
                              num_workers=args.num_workers, log=lambda line: print(line, file=sys.stderr))
         images_per_epoch = len(loader) * args.batch_size

@@ -109,6 +109,9 @@ def test_a_bare_boolean_flag_means_true():
     (["--resume", "auto", "--ckpt_path", "a.ckpt"], "not both"),
     (["--jit_level", "O2", "--device_target", "CPU"], "O2 exists on Ascend only"),
     (["--min_lr", "0.5", "--lr", "0.1"], "min_lr"),
+    (["--scale", "0.5", "0.1"], "scale and ratio are ranges low, high"),
+    (["--warmup_epochs", "5", "--epoch_size", "5"], r"warmup_epochs \(5.0\) must be below epoch_size \(5\)"),
+    (["--loss", "BCE"], "loss='BCE' is not supported here"),
     (["positional"], "settings are given as --key value"),
 ])
 def test_bad_flags_are_errors_that_say_what_is_accepted(flags, message):

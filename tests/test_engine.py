@@ -328,12 +328,30 @@ def test_the_ema_is_swapped_in_for_evaluation_and_the_weights_come_back_and_keep
     assert not np.array_equal(weights(net), own)  # the compiled step still updates the parameters it restored
 
 
+def validate_json(capsys, *argv):
+    assert run_guarded(validate_command, [*argv, "--json"]) == 0, capsys.readouterr().err
+    return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+
+
 def test_validate_ema_scores_the_average_the_run_scored(straight_run, tiny_folder, capsys):
     save_dir, summary = straight_run
-    assert run_guarded(validate_command, ["--ckpt_path", os.path.join(save_dir, "latest.ckpt"), "--data_dir",
-                                          tiny_folder, "--ema", "--json"]) == 0
-    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert result["top1"] == pytest.approx(summary.last["ema_top1"])
+    latest = os.path.join(save_dir, "latest.ckpt")
+    ema = validate_json(capsys, "--ckpt_path", latest, "--data_dir", tiny_folder, "--ema")
+    plain = validate_json(capsys, "--ckpt_path", latest, "--data_dir", tiny_folder)
+    assert ema["top1"] == pytest.approx(summary.last["ema_top1"]) and plain["top1"] == summary.last["top1"]
+    assert ema["loss"] != plain["loss"]
+
+
+def test_validate_takes_the_checkpoint_and_ema_from_its_command_line_not_from_a_recipe(straight_run, tmp_path,
+                                                                                       capsys):
+    save_dir, _ = straight_run
+    recipe = tmp_path / "config.yaml"  # the run's own resolved config (ema: true), with a resume in it
+    recipe.write_text(open(os.path.join(save_dir, "config.yaml")).read().replace("resume: ''", "resume: auto"))
+    latest = os.path.join(save_dir, "latest.ckpt")
+    from_recipe = validate_json(capsys, "-c", str(recipe), "--ckpt_path", latest)
+    assert from_recipe == validate_json(capsys, "--ckpt_path", latest)  # the weights, not the EMA
+    assert run_guarded(validate_command, ["-c", str(recipe)]) == 2
+    assert "--ckpt_path is required" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("policy, kept", [("latest_k", [4, 5]), ("top_k", [2, 4])])

@@ -25,8 +25,9 @@ def draw_curves(records, schedule, steps_per_epoch, path):
     epochs = [r["epoch"] for r in records]
     last_epoch = max(epochs, default=1)
 
-    steps, losses = zip(*[point for r in records for point in r.get("train_curve") or []]) or ((), ())
-    if steps:
+    points = [point for r in records for point in r.get("train_curve") or []]
+    if points:  # none when every image of the epochs was unreadable
+        steps, losses = zip(*points)
         at = np.asarray(steps) / steps_per_epoch
         line, weight = smoothed(losses)
         if weight:

@@ -21,7 +21,7 @@ class EpochProgress:
 
     def __init__(self, epoch, epochs, steps, log_interval, log, interactive=None):
         self.epoch, self.epochs, self.steps, self.log_interval, self.log = epoch, epochs, steps, log_interval, log
-        interactive = sys.stderr.isatty() if interactive is None else interactive
+        interactive = sys.stderr.isatty() and sys.stdout.isatty() if interactive is None else interactive
         self.bar = tqdm(total=steps, desc=f"epoch {epoch}/{epochs}", unit="step", dynamic_ncols=True,
                         leave=False) if interactive else None
         self.losses, self.images, self.data_seconds, self.points = [], 0, 0.0, []

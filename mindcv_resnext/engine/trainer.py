@@ -21,7 +21,7 @@ from ..checkpoint import HEAD_PREFIX, load_training_state, load_weights_for_fine
 from ..config import ConfigError, scale_learning_rate
 from ..distributed import all_reduce_sum, average_batchnorm_statistics
 from ..evaluate import batch_counts_fn, evaluate
-from ..logs import LOGGER, log_to_file
+from ..logs import LOGGER, log_to_file, log_to_memory
 from ..runtime import current_runtime
 from .curves import draw_curves
 from .ema import EMA
@@ -92,11 +92,15 @@ def train(config, rank=0, world_size=1, grad_reducer_factory=None, log=None):
         if log is not None:
             log(line)
 
-    run = build_run(config, rank, world_size, grad_reducer_factory, say)
-    start_epoch = resume_run(run)
-    file_log = start_run(run, start_epoch)
-    summary, started = RunSummary(best_top1=run.best_top1), time.perf_counter()
+    early = log_to_memory()  # the lines before the output folder is written to: train.log starts with them
+    file_log = None
     try:
+        run = build_run(config, rank, world_size, grad_reducer_factory, say)
+        start_epoch = resume_run(run)
+        start_run(run, start_epoch)
+        if run.is_main:
+            file_log = log_to_file(run.path("train.log"), early)
+        summary, started = RunSummary(best_top1=run.best_top1), time.perf_counter()
         for epoch in range(start_epoch + 1, config.epoch_size + 1):  # epochs count from 1
             record = train_one_epoch(run, epoch)
             improved = validate_epoch(run, epoch, record)
@@ -112,9 +116,10 @@ def train(config, rank=0, world_size=1, grad_reducer_factory=None, log=None):
             run.log(f"done: {summary.epochs_run} epoch(s) in {duration(summary.seconds)}{best}; checkpoints in "
                     f"{config.ckpt_save_dir}")
     finally:
-        if file_log is not None:
-            LOGGER.removeHandler(file_log)
-            file_log.close()
+        for handler in (early, file_log):
+            if handler is not None:
+                LOGGER.removeHandler(handler)
+                handler.close()
     summary.best_top1, summary.model = run.best_top1, run.model
     summary.latest = run.path("latest.ckpt") if run.is_main and summary.epochs_run else None
     summary.checksum = float(sum(np.asarray(p.asnumpy(), np.float64).sum() for p in run.model.trainable_params()))
@@ -223,14 +228,14 @@ def find_resume_checkpoint(config, log):
 
 
 def start_run(run, start_epoch):
-    """Rank 0 writes config.yaml (every setting), run.json (what was resolved), opens train.log and prints a short
-    summary; every rank says which shard it reads. Returns the train.log handler to close at the end."""
+    """Rank 0 writes config.yaml (every setting) and run.json (what was resolved) and prints a short summary; every
+    rank says which shard it reads."""
     config, runtime = run.config, current_runtime()
     where = f"graph mode, jit level {runtime.jit_level}" if runtime.mode == 0 else "PyNative mode"
     run.log(f"this process: {runtime.device} ({where}), reading {run.train_loader.shard_size()} of "
             f"{len(run.train_loader.samples)} training samples")
     if not run.is_main:
-        return None
+        return
     os.makedirs(config.ckpt_save_dir, exist_ok=True)
     with open(run.path("config.yaml"), "w") as f:
         f.write(config.to_yaml())
@@ -244,7 +249,6 @@ def start_run(run, start_epoch):
                   linear_probe=config.freeze_backbone, resumed_from=run.resumed_from)
     with open(run.path("run.json"), "w") as f:
         json.dump(record, f, indent=1)
-    file_log = log_to_file(run.path("train.log"))
     start = "from scratch" if not config.ckpt_path else f"from {config.ckpt_path}"
     run.log(f"{config.model}, {run.num_classes} classes, {start}; data {config.data_dir} ({config.dataset}): "
             f"{len(run.train_loader.samples)} training" +
@@ -258,7 +262,6 @@ def start_run(run, start_epoch):
     else:
         run.log(f"epochs {start_epoch + 1} to {config.epoch_size}; checkpoints, train.log and curves in "
                 f"{config.ckpt_save_dir} (every setting in config.yaml and run.json)")
-    return file_log
 
 
 # --- one epoch ------------------------------------------------------------------------------------------------------
