@@ -79,6 +79,9 @@ def validate_command(argv):
         raise DataError(f"{config.data_dir} has {loader.num_classes} classes, the model only {num_classes}")
     network = cast_network(model, config.val_amp_level)
     metrics = evaluate(network, loader, batch_counts_fn(network, num_classes)).metrics(num_classes)
+    if metrics["num_samples"] == 0:
+        raise DataError(f"no image of {config.data_dir} could be scored: all {loader.split_size} failed to decode or "
+                        f"to transform (is the eval crop, {config.image_resize}, larger than the resized image?)")
     notes = [f"limited by num_samples {config.num_samples}"] if len(loader.samples) < loader.split_size else []
     notes += [f"{len(loader.skipped)} unreadable"] if loader.skipped else []
     print(f"{ckpt_path}{' (EMA)' if use_ema else ''}: top-1 {metrics['top1']:.4f}" +

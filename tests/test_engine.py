@@ -270,6 +270,14 @@ def test_validate_scores_every_sample_and_matches_a_count_in_numpy(straight_run,
     assert result["top1"] == pytest.approx((predicted == labels).mean())
 
 
+def test_validate_that_scores_nothing_is_an_error(straight_run, tiny_folder, capsys):
+    save_dir, _ = straight_run
+    assert run_guarded(validate_command, ["--ckpt_path", os.path.join(save_dir, "latest.ckpt"), "--data_dir",
+                                          tiny_folder, "--eval_resize", "8", "--image_resize", "200"]) == 1
+    # (a crop of 200 from 8 pixels: MindSpore pads a crop up to 3x the image, no further)
+    assert "error: no image of" in capsys.readouterr().err
+
+
 def test_validate_with_a_missing_checkpoint_is_an_error_not_random_weights(tmp_path, capsys):
     assert run_guarded(validate_command, ["--ckpt_path", str(tmp_path / "nowhere.ckpt")]) == 1
     assert "error: checkpoint not found" in capsys.readouterr().err
