@@ -454,8 +454,10 @@ def _unexpected(token):
 
 def parse_command_line(argv=(), options=(), settings=None, base=None, prog=None, description=None):
     """(config, the entry point's own options) from a command line, both Configs (dicts with attribute access).
-    An option named like a setting is read from the command line alone (a recipe's value of it goes to the config). The config is the schema's defaults
-    <- `base` (a saved config) <- the recipe of -c <- the flags; every value is checked by its key's rules.
+
+    The config is the schema's defaults <- `base` (a saved config) <- the recipe of -c <- the flags; every value is
+    checked by its key's rules. An option named like a setting is read from the command line alone (a recipe's value
+    of that key goes to the config).
 
     Raises ShowHelp for -h/--help and ConfigError for anything that cannot be used.
     """

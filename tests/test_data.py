@@ -382,8 +382,8 @@ def test_check_dataset_lists_classes_counts_and_unreadable_files(folder, tmp_pat
     for name in CLASSES:
         write_image(str(root / "train" / name / "a.jpg"), 1)
     (root / "train" / "bee" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0" + b"\0" * 40)
-    result = subprocess.run([sys.executable, "scripts/check_dataset.py", "--data_dir", str(root), "--workers", "1"], cwd=ROOT,
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run([sys.executable, "scripts/check_dataset.py", "--data_dir", str(root), "--workers", "1"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 1
     assert "train: 4 images in 3 classes" in result.stdout and "  bee: 2" in result.stdout
     assert "unreadable: " in result.stdout and "broken.jpg" in result.stdout

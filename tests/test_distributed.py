@@ -77,7 +77,8 @@ def test_lr_is_scaled_for_the_doubled_global_batch(two_workers):
 
 def test_the_train_loss_in_metrics_is_the_mean_over_every_ranks_batches(two_workers):
     _, out = two_workers
-    losses = [[float(v) for v in re.findall(r" step \d+/\d+: loss ([\d.]+),", log)] for log in worker_logs(out / "logs")]
+    losses = [[float(v) for v in re.findall(r" step \d+/\d+: loss ([\d.]+),", log)]
+              for log in worker_logs(out / "logs")]
     assert [len(rank) for rank in losses] == [6, 6]  # 24 samples a rank, batch 4, one line a step
     train_loss = json.loads(open(out / "ckpt" / "metrics.jsonl").read().splitlines()[-1])["train_loss"]
     assert train_loss == pytest.approx(sum(losses[0] + losses[1]) / 12, abs=1e-4)

@@ -221,7 +221,8 @@ def test_loss_scale_type_auto_is_mindspores_amp_default_in_the_step():
     from mindspore import amp, nn
     assert loss_scaling("auto", 1024.0, "O2") == (True, AUTO_DYNAMIC_SCALE)  # MindSpore's O2 manager, from 2**24
     assert loss_scaling("auto", 1024.0, "O0") == (False, 1.0) and loss_scaling("auto", 1024.0, "O3") == (False, 1.0)
-    assert loss_scaling("dynamic", 128.0, "O0") == (True, 128.0) and loss_scaling("fixed", 128.0, "O2") == (False, 128.0)
+    assert loss_scaling("dynamic", 128.0, "O0") == (True, 128.0)
+    assert loss_scaling("fixed", 128.0, "O2") == (False, 128.0)
     net, (dynamic, scale) = nn.Dense(2, 2), loss_scaling("auto", 1.0, "O2")
     step = TrainStep(net, nn.MSELoss(), nn.Momentum(net.trainable_params(), 0.1, 0.9), scale, dynamic)
     assert isinstance(step.scaler, amp.DynamicLossScaler) and float(step.scaler.scale_value.asnumpy()) == 2.0 ** 24
