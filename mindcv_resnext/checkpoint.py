@@ -62,13 +62,14 @@ def _misfit_message(path, missing, mismatched, meta, network):
             "Check the model name and its options (num_classes, in_channels) against the file.")
 
 
-def load_weights(network, path, log=print):
-    """Load every parameter of `network` from the checkpoint at `path`, or raise CheckpointError and load none.
+def load_weights(network, path, log=print, state=None):
+    """Load every parameter of `network` from the checkpoint at `path` (or its `state`, already read), or raise
+    CheckpointError and load none.
 
     Entries of the file that the network does not have (optimizer state, a classifier when the network is a
     feature extractor) are left out and counted in one line. Returns the names that were left out.
     """
-    unexpected = load_state(network, read_checkpoint(path), path)
+    unexpected = load_state(network, read_checkpoint(path) if state is None else state, path)
     if unexpected:
         log(f"checkpoint {path}: left out {len(unexpected)} entries the network does not have "
             f"(first: {', '.join(unexpected[:3])})")
@@ -104,6 +105,17 @@ def checkpoint_meta(state):
     """The metadata dict of a checkpoint read by read_checkpoint ({} for a plain MindSpore/MindCV checkpoint)."""
     meta = state.get("meta")
     return json.loads(meta) if isinstance(meta, str) else {}
+
+
+def stem_pool_pad_of(state, path, log=print):
+    """How the stem max-pool of a checkpoint's network pads: what our metadata records; a file without it is read as
+    MindCV's, whose max-pool pads bottom/right only ("same"), and says so in one line."""
+    options = checkpoint_meta(state).get("model_options") or {}
+    if "stem_pool_pad" in options:
+        return options["stem_pool_pad"]
+    log(f"checkpoint {path} does not say how its stem max-pool pads: read as MindCV's (stem_pool_pad 'same'; "
+        "give --stem_pool_pad symmetric for torchvision-trained weights)")
+    return "same"
 
 
 def load_weights_for_finetuning(network, path, log=print):

@@ -3,7 +3,7 @@ import json
 import os
 
 from .builders import model_options, split_loader
-from .checkpoint import checkpoint_meta, load_state, read_checkpoint
+from .checkpoint import checkpoint_meta, load_state, read_checkpoint, stem_pool_pad_of
 from .config import ConfigError, Key, parse_command_line
 from .data import DataError
 from .distributed import grad_reducer_factory, init_distributed
@@ -68,8 +68,9 @@ def validate_command(argv):
     num_classes = meta.get("num_classes") or config.num_classes
     if num_classes is None:
         raise ConfigError(f"{ckpt_path} does not say its number of classes: give --num_classes")
-    model = create_model(meta.get("model") or config.model, num_classes=num_classes,
-                         **(meta.get("model_options") or model_options(config)))
+    options = meta.get("model_options") or dict(model_options(config),
+                                                stem_pool_pad=stem_pool_pad_of(state, ckpt_path))
+    model = create_model(meta.get("model") or config.model, num_classes=num_classes, **options)
     load_state(model, EMA.weights_in(state, ckpt_path) if use_ema else state, ckpt_path)
     loader = split_loader(config, "val")
     if meta.get("class_names") and loader.class_names != meta["class_names"]:

@@ -211,3 +211,18 @@ def test_one_colour_jitter_value_reaches_the_pipeline_as_brightness_contrast_and
                                                           "--batch_size", "8", "--color_jitter", "0.4,0,0"]))
     spread = jitter_factors(brightness_only).std(axis=0)
     assert spread[0] > 0.1 and (spread[1:] < 0.02).all(), spread  # the measurement tells them apart
+
+
+def test_a_plain_mindcv_checkpoint_is_built_with_mindcvs_pooling_and_gives_mindcvs_logits(tmp_path, capsys):
+    mindcv = pytest.importorskip("mindcv")
+    ms.set_seed(3)
+    theirs = mindcv.create_model("resnext50_32x4d")
+    path = str(tmp_path / "resnext50_32x4d-mindcv.ckpt")
+    ms.save_checkpoint(theirs, path)  # as MindCV publishes its weights: no metadata of ours
+    ours = create_model("resnext50_32x4d", checkpoint_path=path)
+    assert "read as MindCV's (stem_pool_pad 'same'" in capsys.readouterr().out
+    assert ours.card.name == "resnext50_32x4d"
+    ours.set_train(False)
+    theirs.set_train(False)
+    x = random_images((2, 3, 64, 64), seed=7)
+    np.testing.assert_allclose(ours(x).asnumpy(), theirs(x).asnumpy(), rtol=1e-4, atol=1e-4)
