@@ -13,9 +13,6 @@ import mindspore as ms
 
 from .config import ConfigError
 
-DEVICES = ("Ascend", "GPU", "CPU")  # the order `device_target: auto` tries them in
-
-
 @dataclasses.dataclass(frozen=True)
 class Runtime:
     device: str      # Ascend, GPU or CPU
@@ -27,7 +24,8 @@ _jit_options = {}  # mindspore.jit arguments for this process's compile level, s
 
 
 def available_devices():
-    """The devices this MindSpore build can drive on this machine, CPU always last.
+    """The devices this MindSpore build can drive on this machine, in the order `device_target: auto` tries them:
+    Ascend, GPU, then the CPU, always there.
 
     Asked through mindspore.device_context before any device is set, so a missing GPU or NPU is found without the
     driver errors that set_device prints when its plugin cannot load.

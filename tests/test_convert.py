@@ -103,3 +103,12 @@ def test_the_script_converts_a_file_that_validate_py_then_scores(tmp_path, capsy
     assert run_guarded(validate_command, ["--ckpt_path", str(tmp_path / "ours.ckpt"), "--data_dir", data,
                                           "--image_resize", "32", "--json"]) == 0  # 48 px images: crop 32 of 40
     assert '"num_samples": 6' in capsys.readouterr().out
+    from mindcv_resnext.config import resolve_config  # and fine-tuning starts from it, with a new head
+    from mindcv_resnext.engine.trainer import train
+    lines = []
+    train(resolve_config(["--model", "resnext14_2x4d", "--dataset", "imagefolder", "--data_dir", data,
+                          "--image_resize", "32", "--batch_size", "3", "--epoch_size", "1", "--warmup_epochs", "0",
+                          "--num_classes", "3", "--num_parallel_workers", "1", "--ckpt_path",
+                          str(tmp_path / "ours.ckpt"), "--ckpt_save_dir", str(tmp_path / "tuned")]),
+          log=lines.append)
+    assert any(line.startswith(f"initialised from {tmp_path / 'ours.ckpt'}") for line in lines)
