@@ -10,7 +10,8 @@ from .models.registry import OPTIONS
 
 MODEL_OPTIONS = tuple(name for name in OPTIONS if name in SCHEMA_BY_NAME)  # the registry's options a recipe sets
 TRANSFORM_KEYS = tuple(field.name for field in dataclasses.fields(TransformSettings))
-EVAL_TRANSFORM_KEYS = ("image_resize", "crop_pct", "eval_resize", "interpolation", "mean", "std")  # in checkpoints
+EVAL_TRANSFORM_KEYS = ("image_resize", "crop_pct", "eval_resize", "eval_antialias", "interpolation", "mean",
+                       "std")  # in checkpoints
 
 
 def transform_settings(config):

@@ -118,12 +118,12 @@ def stem_pool_pad_of(state, path, log=print):
     return "same"
 
 
-def load_weights_for_finetuning(network, path, log=print):
+def load_weights_for_finetuning(network, path, log=print, state=None):
     """Load every parameter but a head of another size; any other missing or mis-shaped parameter is an error.
 
     Returns the names of the head parameters that were skipped (and so keep their fresh initialisation).
     """
-    state = read_checkpoint(path)
+    state = read_checkpoint(path) if state is None else state
     missing, mismatched, _ = check_fit(network, state)
     head = [name for name in missing if name.startswith(HEAD_PREFIX)]
     head += [name for name, _, _ in mismatched if name.startswith(HEAD_PREFIX)]

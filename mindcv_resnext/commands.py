@@ -73,7 +73,8 @@ def validate_command(argv):
     model = create_model(meta.get("model") or config.model, num_classes=num_classes, **options)
     load_state(model, EMA.weights_in(state, ckpt_path) if use_ema else state, ckpt_path)
     loader = split_loader(config, "val")
-    if meta.get("class_names") and loader.class_names != meta["class_names"]:
+    # Converted ImageNet weights name their classes in words (class_set imagenet-1k), an ImageNet folder by synset.
+    if meta.get("class_names") and not meta.get("class_set") and loader.class_names != meta["class_names"]:
         raise DataError(f"the classes of {config.data_dir} differ from those {ckpt_path} was trained on "
                         f"({len(loader.class_names)} vs {len(meta['class_names'])} classes, or other names)")
     if loader.num_classes > num_classes:

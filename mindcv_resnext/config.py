@@ -115,6 +115,8 @@ SCHEMA = [
         _k("crop_pct", "float", 0.875, "eval: crop / resize ratio", low=0.01, high=1),
         _k("eval_resize", "int", None, "eval: short-side size before the centre crop (instead of crop_pct)", low=1,
            optional=True),
+        _k("eval_antialias", "bool", False, "eval: decode and resize with Pillow, antialiased, as torchvision and timm "
+           "scored their weights (false: OpenCV's resize, as MindCV)"),
         _k("cifar_padding", "int", 4, "CIFAR training: padding before the random crop", low=0),
         _k("mixup", "float", 0.0, "mixup Beta alpha (0: off)", low=0),
         _k("cutmix", "float", 0.0, "cutmix Beta alpha (0: off)", low=0),
@@ -131,7 +133,10 @@ SCHEMA = [
         _k("zero_init_last", "bool", False, "start each block's last BN gamma at 0"),
         _k("stem_pool_pad", "str", "symmetric", "stem max-pool padding (same: MindCV's checkpoints)",
            choices=("symmetric", "same")),
-        _k("pretrained", "bool", False, "download weights (not done here: give ckpt_path)", only=(False,)),
+        _k("pretrained", "bool", False, "start from the published ImageNet weights of the model (downloaded once, "
+           "cached; another num_classes re-makes the head)"),
+        _k("pretrained_weights", "str", None, "which published weights pretrained takes, e.g. resnext50_32x4d.tv_in1k "
+           "(none: the model's best; README 'Use published weights')", optional=True),
         _k("ckpt_path", "str", "", "initialise from this checkpoint (fine-tuning: another head is re-made)"),
         _k("freeze_backbone", "bool", False, "linear probe: the backbone runs in inference mode (weights and BatchNorm "
            "statistics fixed), only the head trains"),
@@ -531,6 +536,8 @@ def check_consistency(config):
                           "contradicts it (use loss_scale_type fixed to apply them)")
     if config.resume and config.ckpt_path:
         raise ConfigError("give resume (continue a run) or ckpt_path (start from weights), not both")
+    if config.pretrained and config.ckpt_path:
+        raise ConfigError("pretrained and ckpt_path both give starting weights: set one of them")
 
 
 def scale_learning_rate(config, world_size=1):

@@ -130,27 +130,53 @@ def our_name(name, source, ours):
 
 # --- converting ---------------------------------------------------------------------------------------------------
 
-# The eval transform each source evaluated its weights with (torchvision V2 weights: resize 232).
+# The eval transform each source scores its weights with, unless the table of published weights (pretrained.py)
+# knows the file: torchvision, timm and mmpretrain resize with Pillow (antialiased), MindCV with OpenCV.
 EVAL_TRANSFORMS = {
-    "torchvision": dict(image_resize=224, crop_pct=0.875, eval_resize=None, interpolation="bilinear"),
-    "timm": dict(image_resize=224, crop_pct=0.875, eval_resize=None, interpolation="bicubic"),
-    "mmpretrain": dict(image_resize=224, crop_pct=0.875, eval_resize=None, interpolation="bilinear"),
-    "mindcv": dict(image_resize=224, crop_pct=0.875, eval_resize=None, interpolation="bilinear"),
+    "torchvision": dict(image_resize=224, crop_pct=0.875, eval_resize=None, interpolation="bilinear",
+                        eval_antialias=True),
+    "timm": dict(image_resize=224, crop_pct=0.875, eval_resize=None, interpolation="bilinear", eval_antialias=True),
+    "mmpretrain": dict(image_resize=224, crop_pct=0.875, eval_resize=None, interpolation="bilinear",
+                       eval_antialias=True),
+    "mindcv": dict(image_resize=224, crop_pct=0.875, eval_resize=None, interpolation="bilinear",
+                   eval_antialias=False),
 }
 IMAGENET_MEAN = [0.485 * 255, 0.456 * 255, 0.406 * 255]
 IMAGENET_STD = [0.229 * 255, 0.224 * 255, 0.225 * 255]
 
 
+def read_safetensors(path):
+    """name -> numpy array of a .safetensors file (the format timm publishes on the Hugging Face hub)."""
+    from safetensors import SafetensorError
+    from safetensors.numpy import load_file
+    try:
+        state = load_file(path)
+    except (SafetensorError, OSError, ValueError) as err:
+        raise CheckpointError(f"cannot read {path} as safetensors: {err}") from None
+    return {name: value.astype(np.float32) if value.dtype == np.float16 else value for name, value in state.items()}
+
+
 def read_weights(path):
-    """name -> numpy array of a PyTorch file or a MindSpore checkpoint (MindCV's)."""
+    """name -> numpy array of a PyTorch file, a .safetensors file or a MindSpore checkpoint (MindCV's)."""
+    if not os.path.isfile(path):
+        raise CheckpointError(f"weights file not found: {path}")
     if path.endswith(".ckpt"):
         return {name: value.asnumpy() for name, value in read_checkpoint(path).items() if hasattr(value, "asnumpy")}
+    if path.endswith(".safetensors"):
+        return read_safetensors(path)
     return read_torch_file(path)
 
 
-def convert(state, model_name, output, source=None, eval_transform=None, log=print):
+def imagenet_class_names():
+    """The 1000 ImageNet-1k class names in label order (torchvision's spelling), shipped with the package."""
+    with open(os.path.join(os.path.dirname(__file__), "data", "imagenet_classes.txt"), encoding="utf-8") as f:
+        return f.read().splitlines()
+
+
+def convert(state, model_name, output, source=None, eval_transform=None, log=print, extra_meta=None):
     """Map `state` (name -> array) onto `model_name`, check every name and shape, and write our checkpoint to `output`
-    with the eval transform and stem pooling of the source. Returns the metadata written."""
+    with the eval transform and stem pooling of the source (and ImageNet's class names for a 1000-class head).
+    Returns the metadata written."""
     from .models import create_model  # the network these weights must fit
     source = source or guess_source(state)
     if source not in SOURCES:
@@ -181,11 +207,14 @@ def convert(state, model_name, output, source=None, eval_transform=None, log=pri
     ms.load_param_into_net(network, {name: ms.Parameter(ms.Tensor(mapped[name].astype(np.float32)), name=name)
                                      for name in wanted}, strict_load=True)
     transform = dict(EVAL_TRANSFORMS[source], mean=IMAGENET_MEAN, std=IMAGENET_STD, **(eval_transform or {}))
-    meta = dict(model=model_name, num_classes=classes, class_names=None, source=source,
+    imagenet = classes == 1000  # named by ImageNet's classes, in torchvision's words rather than folder names
+    meta = dict(model=model_name, num_classes=classes, class_names=imagenet_class_names() if imagenet else None,
+                class_set="imagenet-1k" if imagenet else None, source=source,
                 model_options=dict(in_channels=3, drop_rate=0.0, drop_path_rate=0.0, zero_init_last=False,
-                                   stem_pool_pad=pool), eval_transform=transform)
+                                   stem_pool_pad=pool), eval_transform=transform, **(extra_meta or {}))
     save_checkpoint(output, network, meta)
     log(f"converted {len(mapped)} tensors of {source} weights into {output} ({model_name}, {classes} classes, "
         f"stem pooling {pool!r}, eval: resize {transform['eval_resize'] or 'by crop_pct ' + str(transform['crop_pct'])}"
-        f", crop {transform['image_resize']}, {transform['interpolation']})")
+        f", crop {transform['image_resize']}, {transform['interpolation']}"
+        f"{', antialiased' if transform['eval_antialias'] else ''})")
     return meta

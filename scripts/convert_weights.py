@@ -4,10 +4,12 @@
     python scripts/convert_weights.py --src resnext50_32x4d-988f75bc-910v2.ckpt --model resnext50_32x4d \\
         --output r50_mindcv.ckpt --source mindcv
 
-PyTorch files (.pth/.pt as torch.save writes them, or a dict holding state_dict/model) are read without torch, by an
-unpickler that builds arrays and refuses anything else. Every name and shape is checked against the model; the
-checkpoint records the eval transform of the source (override it with --crop_pct, --eval_resize, --interpolation)
-and its stem pooling, and then validate.py, fine-tuning (--ckpt_path) and resume-free training read it.
+Files: .pth/.pt as torch.save writes them (or a dict holding state_dict/model), read without torch by an unpickler
+that builds arrays and refuses anything else; .safetensors; MindSpore .ckpt (MindCV). Every name and shape is
+checked against the model. The checkpoint records the eval transform the weights were scored with (that of the
+published file the name or --weights gives, see mindcv_resnext/pretrained.py, else the source's; override it with
+--crop_pct, --eval_resize, --interpolation, --eval_antialias), the stem pooling and, for 1000 classes, ImageNet's
+class names. validate.py, infer.py, export.py and fine-tuning (--ckpt_path) read it.
 """
 import os
 import sys
@@ -16,17 +18,19 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from mindcv_resnext.cli import run_main  # noqa: E402
 from mindcv_resnext.config import SCHEMA_BY_NAME, ConfigError, Key, parse_command_line  # noqa: E402
 from mindcv_resnext.convert import SOURCES, convert, read_weights  # noqa: E402
+from mindcv_resnext.pretrained import PUBLISHED, find_weights  # noqa: E402
 
-OPTIONS = (Key("src", "str", "", "the weights file: .pth/.pt (PyTorch) or .ckpt (MindCV)"),
+EVAL_OVERRIDES = ("crop_pct", "eval_resize", "interpolation", "eval_antialias")
+OPTIONS = (Key("src", "str", "", "the weights file: .pth/.pt (PyTorch), .safetensors or .ckpt (MindCV)"),
            Key("model", "str", "", "our model name, e.g. resnext50_32x4d"),
            Key("output", "str", "", "the checkpoint to write"),
-           Key("source", "str", "auto", "whose weights (auto: guessed from the names)", choices=("auto", *SOURCES)),
-           Key("crop_pct", "float", None, "eval crop / resize ratio (default: the source's)", low=0.01, high=1,
-               optional=True),
-           Key("eval_resize", "int", None, "eval short side before the crop, e.g. 232 for torchvision's V2 weights",
-               low=1, optional=True),
-           Key("interpolation", "str", None, "eval resize interpolation (default: the source's)", optional=True,
-               choices=SCHEMA_BY_NAME["interpolation"].choices))
+           Key("source", "str", "auto", "whose weights (auto: the published file's, else guessed from the names)",
+               choices=("auto", *SOURCES)),
+           Key("weights", "str", None, "which published weights the file holds, e.g. resnext50_32x4d.tv2_in1k (none: "
+               "found by the file's name)", optional=True),
+           *[Key(name, SCHEMA_BY_NAME[name].kind, None, SCHEMA_BY_NAME[name].help + "; none: the weights' own",
+                 optional=True, low=SCHEMA_BY_NAME[name].low, high=SCHEMA_BY_NAME[name].high,
+                 choices=SCHEMA_BY_NAME[name].choices) for name in EVAL_OVERRIDES])
 
 
 def main(argv):
@@ -36,9 +40,15 @@ def main(argv):
             raise ConfigError(f"--{name} is required (see --help)")
     import mindspore as ms
     ms.set_device("CPU")
-    overrides = {key: args[key] for key in ("crop_pct", "eval_resize", "interpolation") if args[key] is not None}
-    convert(read_weights(args.src), args.model, args.output, None if args.source == "auto" else args.source,
-            overrides)
+    entry = find_weights(args.model, args.weights) if args.weights else next(
+        (e for e in PUBLISHED if e.file_name == os.path.basename(args.src) and e.model == args.model), None)
+    source = args.source if args.source != "auto" else entry.source if entry else None
+    transform = dict(entry.eval_transform if entry else {})
+    transform.update({key: args[key] for key in EVAL_OVERRIDES if args[key] is not None})
+    if entry:
+        print(f"{os.path.basename(args.src)}: the published {entry.tag} (top-1 {entry.top1} reported)")
+    convert(read_weights(args.src), args.model, args.output, source, transform,
+            extra_meta=dict(pretrained=entry.tag) if entry else None)
     return 0
 
 

@@ -15,6 +15,9 @@ from ..config import SCHEMA_BY_NAME, ConfigError, parse_key
 
 INTERPOLATIONS = {"bilinear": vision.Inter.BILINEAR, "bicubic": vision.Inter.PILCUBIC,
                   "nearest": vision.Inter.NEAREST, "area": vision.Inter.AREA}
+# On a Pillow image, MindSpore's Resize calls Image.resize with these (antialiased when shrinking, as Pillow is).
+PILLOW_INTERPOLATIONS = {"bilinear": vision.Inter.BILINEAR, "bicubic": vision.Inter.BICUBIC,
+                         "nearest": vision.Inter.NEAREST, "area": vision.Inter.AREA}
 
 
 def _setting(name):
@@ -42,6 +45,7 @@ class TransformSettings:
     std: tuple = _setting("std")
     crop_pct: float = _setting("crop_pct")
     eval_resize: int = _setting("eval_resize")
+    eval_antialias: bool = _setting("eval_antialias")
     cifar_padding: int = _setting("cifar_padding")
     mixup: float = _setting("mixup")
     cutmix: float = _setting("cutmix")
@@ -131,11 +135,21 @@ def train_image_ops(settings, pixel_size=None):
 
 def eval_image_ops(settings, pixel_size=None):
     """Deterministic eval ops: decode a file (pixel_size None), resize the short side to image_resize / crop_pct
-    (or eval_resize) and centre crop; pixel arrays already of the crop size are left as they are."""
-    size, inter = int(settings.image_resize), INTERPOLATIONS[settings.interpolation]
-    ops = [vision.Decode()] if pixel_size is None else []
-    if pixel_size != size:
-        ops += [vision.Resize(settings.eval_resize_size(), inter), vision.CenterCrop(size)]
+    (or eval_resize) and centre crop; pixel arrays already of the crop size are left as they are.
+
+    With eval_antialias the image is decoded, resized and cropped by Pillow, as torchvision's and timm's eval
+    transforms do: on photographs this equals their tensors exactly, where OpenCV's resize (no antialiasing when
+    shrinking) is 1-13 grey levels away on average (docs/eval-transform.md).
+    """
+    size = int(settings.image_resize)
+    pillow = settings.eval_antialias
+    if pixel_size is None:
+        ops = [vision.Decode(to_pil=pillow)]
+    else:
+        ops = [vision.ToPIL()] if pillow and pixel_size != size else []
+    if pixel_size != size:  # MindSpore's Resize and CenterCrop run Pillow's own on a Pillow image
+        inter = PILLOW_INTERPOLATIONS if pillow else INTERPOLATIONS
+        ops += [vision.Resize(settings.eval_resize_size(), inter[settings.interpolation]), vision.CenterCrop(size)]
     return ops + settings.normalize_chw()
 
 

@@ -17,11 +17,13 @@ import mindspore as ms
 import numpy as np
 
 from ..builders import EVAL_TRANSFORM_KEYS, model_from_config, model_options, split_loader
-from ..checkpoint import HEAD_PREFIX, load_training_state, load_weights_for_finetuning, save_checkpoint
+from ..checkpoint import (HEAD_PREFIX, load_training_state, load_weights_for_finetuning, read_checkpoint,
+                          save_checkpoint, stem_pool_pad_of)
 from ..config import ConfigError, scale_learning_rate
 from ..distributed import all_reduce_sum, average_batchnorm_statistics
 from ..evaluate import batch_counts_fn, evaluate
 from ..logs import LOGGER, log_to_file, log_to_memory
+from ..pretrained import pretrained_checkpoint
 from ..runtime import current_runtime
 from .curves import draw_curves
 from .ema import EMA
@@ -130,8 +132,16 @@ def train(config, rank=0, world_size=1, grad_reducer_factory=None, log=None):
 
 # --- building ---------------------------------------------------------------------------------------------------
 
+def initial_checkpoint(config, log):
+    """The checkpoint a run starts from: ckpt_path, or the published weights `pretrained` asks for (downloaded and
+    converted once, into the cache); '' for random weights."""
+    return pretrained_checkpoint(config.model, config.pretrained_weights, log) if config.pretrained else \
+        config.ckpt_path
+
+
 def build_run(config, rank, world_size, grad_reducer_factory, log):
-    """Data, model, schedule, optimizer, EMA and the compiled step of a run, before any checkpoint is read."""
+    """Data, model (random, or from ckpt_path / pretrained), schedule, optimizer, EMA and the compiled step of a run,
+    before any resume checkpoint is read."""
     train_loader = split_loader(config, "train", rank, world_size, log)
     val_loader = split_loader(config, "val", rank, world_size, log) if config.val_while_train else None
     num_classes = config.num_classes or train_loader.num_classes
@@ -140,10 +150,18 @@ def build_run(config, rank, world_size, grad_reducer_factory, log):
                           "classes: set num_classes to match the data (or leave it out)")
 
     ms.set_seed(config.seed)  # the same initial weights on every rank
-    model = model_from_config(config, num_classes)
-    if config.ckpt_path:
-        load_weights_for_finetuning(model, config.ckpt_path, log)
-        log(f"initialised from {config.ckpt_path}")
+    init_path = initial_checkpoint(config, log)
+    if init_path:  # the weights were trained with a stem pooling: the one their file records (a plain one: MindCV's)
+        state = read_checkpoint(init_path)
+        pool = stem_pool_pad_of(state, init_path, log)
+        if pool != config.stem_pool_pad:
+            log(f"stem_pool_pad {pool!r}, as {init_path} was trained (the recipe says {config.stem_pool_pad!r})")
+            config["stem_pool_pad"] = pool  # what the run's checkpoints and config.yaml record
+        model = model_from_config(config, num_classes)
+        load_weights_for_finetuning(model, init_path, log, state=state)
+        log(f"initialised from {init_path}")
+    else:
+        model = model_from_config(config, num_classes)
     if config.freeze_backbone:
         freeze_backbone(model, log)
     set_training_mode(model, config.freeze_backbone)  # before the step is compiled: the graph keeps these modes
@@ -249,7 +267,8 @@ def start_run(run, start_epoch):
                   linear_probe=config.freeze_backbone, resumed_from=run.resumed_from)
     with open(run.path("run.json"), "w") as f:
         json.dump(record, f, indent=1)
-    start = "from scratch" if not config.ckpt_path else f"from {config.ckpt_path}"
+    start = f"from {config.ckpt_path}" if config.ckpt_path else \
+        f"from published weights ({config.pretrained_weights or 'the best'})" if config.pretrained else "from scratch"
     run.log(f"{config.model}, {run.num_classes} classes, {start}; data {config.data_dir} ({config.dataset}): "
             f"{len(run.train_loader.samples)} training" +
             (f", {len(run.val_loader.samples)} validation samples" if run.val_loader else " samples"))

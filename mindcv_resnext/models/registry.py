@@ -10,7 +10,7 @@ import difflib
 import fnmatch
 import re
 
-from ..checkpoint import load_weights, read_checkpoint, stem_pool_pad_of
+from ..checkpoint import load_weights, load_weights_for_finetuning, read_checkpoint, stem_pool_pad_of
 from .resnext import ResNeXt
 
 IMAGENET_STAGE_BLOCKS = {14: (1, 1, 1, 1), 26: (2, 2, 2, 2), 50: (3, 4, 6, 3), 101: (3, 4, 23, 3),
@@ -87,12 +87,14 @@ def list_models(pattern="*", group=None):
     return [name for g in groups for name in LISTED[g] if fnmatch.fnmatch(name, pattern)]
 
 
-def create_model(name, num_classes=None, checkpoint_path=None, **options):
+def create_model(name, num_classes=None, checkpoint_path=None, pretrained=False, pretrained_weights=None, **options):
     """Build a ResNeXt by name.
 
     num_classes: size of the head; None takes the card's (1000 for ImageNet networks, 10 for CIFAR ones).
     checkpoint_path: a MindSpore checkpoint to load; a missing or mis-shaped parameter is an error. Unless
         stem_pool_pad is given, the file's own pooling is used (ours record it; a plain file is read as MindCV's).
+    pretrained: start from the model's published ImageNet weights (pretrained_weights: which, by tag; see
+        pretrained.py), downloaded and converted on first use; with another num_classes the head is new.
     options: in_channels, drop_rate, drop_path_rate, zero_init_last, stem_pool_pad ("symmetric" or "same" for
         MindCV's checkpoints), features_only, out_indices.
     """
@@ -102,12 +104,19 @@ def create_model(name, num_classes=None, checkpoint_path=None, **options):
             close = difflib.get_close_matches(key, OPTIONS, n=1)
             hint = f"did you mean {close[0]!r}? " if close else ""
             raise TypeError(f"create_model() got an unknown option {key!r}: {hint}options are {', '.join(OPTIONS)}")
+    if pretrained:
+        if checkpoint_path is not None:
+            raise ValueError("create_model(): give checkpoint_path or pretrained, not both")
+        from ..pretrained import pretrained_checkpoint
+        checkpoint_path = pretrained_checkpoint(name, pretrained_weights)
     state = read_checkpoint(checkpoint_path) if checkpoint_path is not None else None
     if state is not None and "stem_pool_pad" not in options and card.dataset == "imagenet":
         options["stem_pool_pad"] = stem_pool_pad_of(state, checkpoint_path)
     model = ResNeXt(card.stage_blocks, card.cardinality, card.base_width,
                     num_classes=card.num_classes if num_classes is None else num_classes, **options)
     model.card = card
-    if state is not None:
+    if pretrained and model.num_classes != card.num_classes:
+        load_weights_for_finetuning(model, checkpoint_path, state=state)
+    elif state is not None:
         load_weights(model, checkpoint_path, state=state)
     return model
