@@ -1,9 +1,16 @@
-"""What train.py and validate.py do (each run by cli.run_main: its errors are one line and an exit code)."""
+"""What train.py, validate.py, infer.py and export.py do (each run by cli.run_main: its errors are one line and an
+exit code)."""
 import json
 import os
+import sys
 
-from .builders import model_options, split_loader
-from .checkpoint import checkpoint_meta, load_state, read_checkpoint, stem_pool_pad_of
+import mindspore as ms
+import numpy as np
+from tqdm import tqdm
+
+from .builders import model_options, split_loader, transform_settings
+from .checkpoint import CheckpointError, checkpoint_meta, load_state, read_checkpoint, stem_pool_pad_of
+from .convert import imagenet_class_names
 from .config import ConfigError, Key, parse_command_line
 from .data import DataError
 from .distributed import grad_reducer_factory, init_distributed
@@ -11,8 +18,11 @@ from .engine.ema import EMA
 from .engine.step import cast_network
 from .engine.trainer import train
 from .evaluate import batch_counts_fn, evaluate
+from .export import FORMATS, export_network, for_deployment, run_exported
+from .inference import Classifier, image_files
 from .logs import setup_logging
 from .models import create_model
+from .pretrained import pretrained_checkpoint
 from .runtime import setup_runtime
 
 TRAIN_DESCRIPTION = """Train or fine-tune a ResNeXt.
@@ -52,28 +62,56 @@ def train_command(argv):
     return 0
 
 
+def checkpoint_command_line(argv, options=(), prog=None, description=None, positional=None, base=None,
+                            saved_keys=()):
+    """For the commands that use a checkpoint (validate.py, infer.py, export.py): (config, options, path, state,
+    meta). The checkpoint is --ckpt_path, or the published weights of --model with --pretrained; the config starts
+    from `base`, then the file's `saved_keys` (of its saved config) and eval transform, then the recipe and flags."""
+    config, own = parse_command_line(argv, options, prog=prog, description=description, positional=positional)
+    if own.ckpt_path and config.pretrained:
+        raise ConfigError("give --ckpt_path or --pretrained (the published weights of --model), not both")
+    path = pretrained_checkpoint(config.model, config.pretrained_weights) if config.pretrained else own.ckpt_path
+    if not path:
+        raise ConfigError("--ckpt_path is required: the checkpoint to use (or --model NAME --pretrained)")
+    state = read_checkpoint(path)
+    meta = checkpoint_meta(state)
+    saved = {key: value for key, value in (meta.get("config") or {}).items() if key in saved_keys}
+    config, own = parse_command_line(argv, options, base={**(base or {}), **saved,
+                                                          **(meta.get("eval_transform") or {})},
+                                     positional=positional)
+    return config, own, path, state, meta
+
+
+def model_from_checkpoint(config, path, state, meta, ema=False):
+    """The network a checkpoint holds, with its weights (its EMA weights with `ema`). Our checkpoints say which
+    network; for a plain file (MindCV's) the config's model is built, with MindCV's stem pooling, and the head's
+    size is read from the file."""
+    head = state.get("classifier.weight")
+    num_classes = meta.get("num_classes") or config.num_classes or (head.shape[0] if head is not None else None)
+    if num_classes is None:
+        raise ConfigError(f"{path} does not say its number of classes: give --num_classes")
+    options = meta.get("model_options") or dict(model_options(config), stem_pool_pad=stem_pool_pad_of(state, path))
+    model = create_model(meta.get("model") or config.model, num_classes=num_classes, **options)
+    load_state(model, EMA.weights_in(state, path) if ema else state, path)
+    return model
+
+
+def class_names_of(meta, num_classes):
+    """The checkpoint's class names; ImageNet's for a plain 1000-class file; else class 0, class 1, ..."""
+    if meta.get("class_names"):
+        return meta["class_names"]
+    return imagenet_class_names() if num_classes == 1000 else [f"class {i}" for i in range(num_classes)]
+
+
 def validate_command(argv):
     """python validate.py --ckpt_path P [--data_dir D] [-c RECIPE] [--ema] [--json] [--key value ...]"""
-    ckpt_path = parse_command_line(argv, VALIDATE_OPTIONS, prog="validate.py",
-                                   description=VALIDATE_DESCRIPTION)[1].ckpt_path
-    if not ckpt_path:
-        raise ConfigError("--ckpt_path is required: the checkpoint to score")
-    state = read_checkpoint(ckpt_path)
-    meta = checkpoint_meta(state)
-    # The checkpoint's eval transform and data location, then the recipe and flags.
-    saved = {k: v for k, v in (meta.get("config") or {}).items() if k in DATA_LOCATION_KEYS}
-    config, options = parse_command_line(argv, VALIDATE_OPTIONS, base={**saved, **(meta.get("eval_transform") or {})})
+    config, options, ckpt_path, state, meta = checkpoint_command_line(
+        argv, VALIDATE_OPTIONS, "validate.py", VALIDATE_DESCRIPTION, saved_keys=DATA_LOCATION_KEYS)
     setup_runtime(config)
     use_ema, as_json = options.ema, options.json
-    num_classes = meta.get("num_classes") or config.num_classes
-    if num_classes is None:
-        raise ConfigError(f"{ckpt_path} does not say its number of classes: give --num_classes")
-    options = meta.get("model_options") or dict(model_options(config),
-                                                stem_pool_pad=stem_pool_pad_of(state, ckpt_path))
-    model = create_model(meta.get("model") or config.model, num_classes=num_classes, **options)
-    load_state(model, EMA.weights_in(state, ckpt_path) if use_ema else state, ckpt_path)
+    model = model_from_checkpoint(config, ckpt_path, state, meta, use_ema)
+    num_classes = model.num_classes
     loader = split_loader(config, "val")
-    # Converted ImageNet weights name their classes in words (class_set imagenet-1k), an ImageNet folder by synset.
     if meta.get("class_names") and not meta.get("class_set") and loader.class_names != meta["class_names"]:
         raise DataError(f"the classes of {config.data_dir} differ from those {ckpt_path} was trained on "
                         f"({len(loader.class_names)} vs {len(meta['class_names'])} classes, or other names)")
@@ -94,4 +132,100 @@ def validate_command(argv):
         print(json.dumps(dict(top1=metrics["top1"], top5=metrics.get("top5"), loss=metrics["loss"],
                               num_samples=metrics["num_samples"], split_samples=loader.split_size,
                               ckpt=os.path.abspath(ckpt_path))))
+    return 0
+
+
+INFER_DESCRIPTION = """Classify images: the top-k classes of each, with names and probabilities.
+
+  python infer.py --ckpt_path ckpt/best.ckpt photo.jpg more_photos/ [--topk 5] [--json]
+  python infer.py --model resnext50_32x4d --pretrained photo.jpg        # published ImageNet weights
+
+The class names and the eval transform are the checkpoint's; a folder is read recursively, in batches; an image that
+cannot be read is reported and skipped. --json prints one JSON line per image instead of text."""
+INFER_OPTIONS = (
+    Key("ckpt_path", "str", "", "the checkpoint (or --model NAME --pretrained)"),
+    Key("topk", "int", 5, "classes shown per image", low=1),
+    Key("json", "bool", False, "one JSON line per image: {image, top: [{label, name, probability}, ...]}"),
+    Key("batch_size", "int", 16, "images per forward pass", low=1),
+)
+
+
+def load_classifier(argv, positional=None):
+    """(Classifier, options) of an infer.py command line (also Classifier.from_checkpoint's)."""
+    config, options, path, state, meta = checkpoint_command_line(
+        argv, INFER_OPTIONS, "infer.py", INFER_DESCRIPTION, positional,
+        base=dict(mode=1))  # PyNative: no graph compile for a handful of images
+    setup_runtime(config)
+    model = model_from_checkpoint(config, path, state, meta)
+    return Classifier(cast_network(model, config.val_amp_level), transform_settings(config),
+                      class_names_of(meta, model.num_classes)), options
+
+
+def infer_command(argv):
+    """python infer.py --ckpt_path P IMAGE_OR_FOLDER... [--topk 5] [--json]"""
+    classifier, options = load_classifier(argv, positional=("IMAGE", "image files or folders"))
+    files = image_files(options.image)
+    if not files:
+        raise ConfigError("give the images to classify: infer.py --ckpt_path P IMAGE_OR_FOLDER ...")
+    skipped = []
+
+    def report_error(file, reason):
+        skipped.append(file)
+        print(f"skipped {file}: cannot read it as an image ({reason})", file=sys.stderr)
+
+    with tqdm(total=len(files), unit="image", leave=False, disable=len(files) <= options.batch_size or None) as bar:
+        for file, top in classifier.predict_files(files, options.topk, options.batch_size, report_error, bar.update):
+            if options.json:
+                print(json.dumps(dict(image=file, top=[p._asdict() for p in top])))
+            else:
+                print(f"{file}: " + ", ".join(f"{p.name} {p.probability:.1%}" for p in top))
+    if len(skipped) == len(files):
+        raise DataError(f"none of the {len(files)} image(s) could be read")
+    return 0
+
+
+EXPORT_DESCRIPTION = """Export a checkpoint's network for deployment, BatchNorm folded into the convolutions.
+
+  python export.py --ckpt_path ckpt/best.ckpt --file_format ONNX --output resnext.onnx [--batch_size 1]
+
+The input is (batch_size, 3, image_resize, image_resize) float32, normalised as the checkpoint's eval transform
+says; the output is the logits. The exported file is run once (MINDIR through nn.GraphCell, ONNX through onnxruntime
+where it is installed) and must reproduce the network's outputs to 1e-4, or it is deleted. AIR is Ascend-only."""
+EXPORT_OPTIONS = (
+    Key("ckpt_path", "str", "", "the checkpoint (or --model NAME --pretrained)"),
+    Key("file_format", "str", "MINDIR", "MINDIR (MindSpore Lite, nn.GraphCell), ONNX, or AIR (Ascend only)",
+        choices=tuple(FORMATS)),
+    Key("output", "str", "", "the file to write (default: the checkpoint's path with the format's extension)"),
+    Key("batch_size", "int", 1, "the fixed batch of the exported input", low=1),
+)
+
+
+def export_command(argv):
+    """python export.py --ckpt_path P --file_format MINDIR|ONNX|AIR --output F [--batch_size N]"""
+    config, options, path, state, meta = checkpoint_command_line(argv, EXPORT_OPTIONS, "export.py",
+                                                                 EXPORT_DESCRIPTION, base=dict(mode=1))
+    runtime = setup_runtime(config)
+    if options.file_format == "AIR" and runtime.device != "Ascend":
+        raise ConfigError(f"AIR files are made on Ascend only (this is {runtime.device}): use --file_format MINDIR "
+                          "or ONNX here")
+    output = options.output or os.path.splitext(path)[0] + FORMATS[options.file_format]
+    model = model_from_checkpoint(config, path, state, meta)
+    model.set_train(False)
+    shape = (options.batch_size, model.conv1.in_channels, config.image_resize, config.image_resize)
+    images = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    expected = model(ms.Tensor(images)).asnumpy()
+    network, folded = for_deployment(model)
+    export_network(network, output, options.file_format, options.batch_size, config.image_resize, shape[1])
+    got = run_exported(output, options.file_format, images)
+    if got is None:
+        check = f"not run here ({'Ascend-only' if options.file_format == 'AIR' else 'onnxruntime is not installed'})"
+    else:
+        difference = float(np.abs(got - expected).max())
+        if difference > 1e-4 * max(1.0, float(np.abs(expected).max())):
+            os.remove(output)
+            raise CheckpointError(f"the exported {options.file_format} gives other outputs than the network (max "
+                                  f"|difference| {difference:.2e}): not kept. Run again with --debug and report it")
+        check = f"reproduces the network's outputs on a random batch (max |difference| {difference:.1e})"
+    print(f"exported {path} to {output}: {options.file_format}, input {shape} float32 (normalised images), "
+          f"{folded} BatchNorms folded; {check}")
     return 0

@@ -411,18 +411,36 @@ def _shown(value):
     return f"{value:.6g}" if isinstance(value, float) else str(value)
 
 
-def _add_key(group, key):
+def _add_key(group, key, one_word=False):
     text = f"{key.help} (default: {_shown(key.default)})".replace("%", "%%")
     if key.kind == "bool":  # a bare --flag is true
         group.add_argument(f"--{key.name}", nargs="?", const="true", metavar="BOOL", help=text)
+    elif one_word and key.kind not in ("ints", "floats"):  # the words after it are the command's positionals
+        group.add_argument(f"--{key.name}", metavar=_metavar(key), help=text)
     else:  # every value word is kept, so that parse_key can say "takes one value" or split "0.08,1.0"
         group.add_argument(f"--{key.name}", nargs="+", metavar=_metavar(key), help=text)
 
 
-def command_parser(prog=None, description=None, options=(), settings=None):
+def _bare_flags_true(argv, keys):
+    """With positionals, `--json photo.jpg` is --json true, then photo.jpg: a boolean flag takes the next word
+    only when it is a boolean word."""
+    booleans = {f"--{key.name}" for key in keys if key.kind == "bool"}
+    out = []
+    for i, token in enumerate(argv):
+        out.append(token)
+        following = argv[i + 1] if i + 1 < len(argv) else "-"
+        if token in booleans and not following.startswith("-") and \
+                following.lower() not in TRUE_WORDS + FALSE_WORDS:
+            out.append("true")
+    return out
+
+
+def command_parser(prog=None, description=None, options=(), settings=None, positional=None):
     """The argparse parser of an entry point: `options` (Keys of its own, parsed by the same rules) and the schema
-    keys named in `settings` (None: all of them, by group, with their aliases and -c/--config for a recipe)."""
-    usage = f"{prog or '%(prog)s'} [-h]{' [-c RECIPE.yaml]' if settings is None else ''} [--key value ...]"
+    keys named in `settings` (None: all of them, by group, with their aliases and -c/--config for a recipe);
+    `positional`, a (NAME, help) pair, takes any number of words that are not flags (infer.py's images)."""
+    usage = f"{prog or '%(prog)s'} [-h]{' [-c RECIPE.yaml]' if settings is None else ''} [--key value ...]" + \
+        (f" {positional[0]} [{positional[0]} ...]" if positional else "")
     parser = _Parser(prog=prog, usage=usage, description=description, allow_abbrev=False, add_help=False,
                      argument_default=argparse.SUPPRESS, formatter_class=_HelpFormatter)
     general = parser.add_argument_group("general")
@@ -432,17 +450,19 @@ def command_parser(prog=None, description=None, options=(), settings=None):
                              help="a YAML recipe; its keys (and its _base_ files') set the defaults of the flags")
     general.add_argument("--debug", nargs="?", const="true", metavar="BOOL",
                          help="show the Python traceback of an error")
+    if positional:
+        general.add_argument(positional[0].lower(), nargs="*", metavar=positional[0], help=positional[1])
     if options:
         group = parser.add_argument_group(f"{prog or 'command'} options")
         for key in options:
-            _add_key(group, key)
+            _add_key(group, key, one_word=bool(positional))
     own = {key.name for key in options}  # an option of the command replaces the setting of the same name
     keys = [key for key in (SCHEMA if settings is None else [SCHEMA_BY_NAME[name] for name in settings])
             if key.name not in own]
     for title, members in itertools.groupby(keys, key=lambda key: key.group):
         group = parser.add_argument_group(f"{title} settings")
         for key in members:
-            _add_key(group, key)
+            _add_key(group, key, one_word=bool(positional))
     if settings is None:
         group = parser.add_argument_group("other spellings", "read as the key they stand for")
         for alias in ALIASES.values():
@@ -457,8 +477,9 @@ def _unexpected(token):
     return f"unexpected argument {token!r}: settings are given as --key value"
 
 
-def parse_command_line(argv=(), options=(), settings=None, base=None, prog=None, description=None):
-    """(config, the entry point's own options) from a command line, both Configs (dicts with attribute access).
+def parse_command_line(argv=(), options=(), settings=None, base=None, prog=None, description=None, positional=None):
+    """(config, the entry point's own options) from a command line, both Configs (dicts with attribute access);
+    the words of `positional` (see command_parser) are a list in the options, under its name in lower case.
 
     The config is the schema's defaults <- `base` (a saved config) <- the recipe of -c <- the flags; every value is
     checked by its key's rules. An option named like a setting is read from the command line alone (a recipe's value
@@ -466,16 +487,20 @@ def parse_command_line(argv=(), options=(), settings=None, base=None, prog=None,
 
     Raises ShowHelp for -h/--help and ConfigError for anything that cannot be used.
     """
-    parser = command_parser(prog, description, options, settings)
+    parser = command_parser(prog, description, options, settings, positional)
     argv = [re.sub(r"^--([\w-]+)", lambda m: "--" + m.group(1).replace("-", "_"), token) for token in argv]
     if "-h" in argv or "--help" in argv:
         raise ShowHelp(parser.format_help())
-    given, extras = parser.parse_known_args(argv)
+    if positional:
+        argv = _bare_flags_true(argv, [*options, *SCHEMA, *(alias.key for alias in ALIASES.values())])
+    given, extras = parser.parse_known_intermixed_args(argv) if positional else parser.parse_known_args(argv)
     if extras:
         raise ConfigError(_unexpected(extras[0]))
     given = vars(given)
     own = Config({key.name: parse_key(key, _words(key, given.pop(key.name)), f"--{key.name}") if key.name in given
                   else key.default for key in options})
+    if positional:
+        own[positional[0].lower()] = given.pop(positional[0].lower(), [])
     recipe = given.pop("config", None)
     given.pop("debug", None)
     config = Config({key.name: key.default for key in SCHEMA})

@@ -14,7 +14,7 @@ from mindcv_resnext.config import SCHEMA, SCHEMA_BY_NAME, ConfigError, resolve_c
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENV = dict(os.environ, GLOG_v="3")
-ENTRY_POINTS = ["train.py", "validate.py", *sorted(os.path.relpath(p, ROOT)
+ENTRY_POINTS = ["train.py", "validate.py", "infer.py", "export.py", *sorted(os.path.relpath(p, ROOT)
                                                     for p in glob.glob(os.path.join(ROOT, "scripts", "*.py")))]
 
 

@@ -59,6 +59,23 @@ def test_a_whole_training_checkpoint_and_mmpretrain_names_are_read(tmp_path):
     assert np.abs(logits_of_ours(str(tmp_path / "ours.ckpt"), images) - expected).max() <= 1e-4
 
 
+def test_safetensors_files_are_read(tmp_path):
+    from safetensors.numpy import save_file
+    torch.manual_seed(3)
+    reference = randomized(ResNeXt((1, 1, 1, 1), 2, 4, num_classes=10))
+    save_file({name: value.numpy() for name, value in reference.state_dict().items()}, tmp_path / "w.safetensors")
+    meta = convert(read_weights(str(tmp_path / "w.safetensors")), "resnext14_2x4d", str(tmp_path / "ours.ckpt"),
+                   source="timm", log=lambda line: None)  # timm publishes safetensors, with torchvision's names
+    assert meta["eval_transform"]["eval_antialias"] and meta["class_names"] is None
+    images = np.random.default_rng(3).standard_normal((2, 3, 64, 64)).astype(np.float32)
+    with torch.no_grad():
+        expected = reference(torch.from_numpy(images)).numpy()
+    assert np.abs(logits_of_ours(str(tmp_path / "ours.ckpt"), images) - expected).max() <= 1e-4
+    (tmp_path / "bad.safetensors").write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{broken}")
+    with pytest.raises(CheckpointError, match="cannot read .*bad.safetensors as safetensors"):
+        read_weights(str(tmp_path / "bad.safetensors"))
+
+
 def test_weights_that_do_not_fit_name_every_problem(tmp_path):
     state = {name: value.numpy() for name, value in randomized(ResNeXt((1, 1, 1, 1), 2, 4)).state_dict().items()}
     state["layer9.0.conv1.weight"] = np.zeros((1,), np.float32)

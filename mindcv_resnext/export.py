@@ -1,0 +1,114 @@
+"""A trained network for deployment: BatchNorm folded into the convolutions, exported to MINDIR or ONNX, and checked.
+
+    folded = fold_batchnorm(model)                 # the same outputs in eval mode, a third fewer operators
+    export_network(folded, "r50.onnx", "ONNX", batch_size=1, image_size=224)
+    check_export("r50.onnx", "ONNX", model, batch_size=1, image_size=224)   # max |difference| of the outputs
+
+Folding: in eval mode BN(conv(x)) = conv'(x) with w' = w * g / sqrt(v + eps) per output channel and the bias
+b' = beta - mean * g / sqrt(v + eps): every (convolution, BatchNorm) pair of the network becomes one convolution.
+"""
+import os
+
+import mindspore as ms
+import numpy as np
+from mindspore import nn
+
+FORMATS = {"MINDIR": ".mindir", "ONNX": ".onnx", "AIR": ".air"}
+
+
+def _folded_conv(conv, bn):
+    """A biased copy of `conv` that computes bn(conv(x)) with bn's moving statistics."""
+    scale = bn.gamma.asnumpy() / np.sqrt(bn.moving_variance.asnumpy() + bn.eps)
+    weight = conv.weight.asnumpy() * scale.reshape(-1, 1, 1, 1)
+    bias = bn.beta.asnumpy() - bn.moving_mean.asnumpy() * scale
+    folded = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, stride=conv.stride,
+                       pad_mode=conv.pad_mode, padding=conv.padding, dilation=conv.dilation, group=conv.group,
+                       has_bias=True)
+    folded.weight.set_data(ms.Tensor(weight.astype(np.float32)))
+    folded.bias.set_data(ms.Tensor(bias.astype(np.float32)))
+    return folded
+
+
+def _pairs(cell):
+    """(conv attribute, BN attribute) pairs of a cell: convN/bnN, and a [conv, BN] SequentialCell (down_sample)."""
+    children = cell.name_cells()
+    for name, child in children.items():
+        if name.startswith("conv") and isinstance(child, nn.Conv2d):
+            bn = "bn" + name[len("conv"):]
+            if isinstance(children.get(bn), nn.BatchNorm2d):
+                yield name, bn
+        if isinstance(child, nn.SequentialCell) and len(child) == 2 and isinstance(child[0], nn.Conv2d) and \
+                isinstance(child[1], nn.BatchNorm2d):
+            yield name, None
+
+
+def fold_batchnorm(model):
+    """Fold every BatchNorm of `model` (a ResNeXt, changed in place and set to eval mode) into the convolution
+    before it; returns the model and the number of BatchNorms folded."""
+    model.set_train(False)
+    folded = 0
+    for _, cell in list(model.cells_and_names()):
+        for conv_name, bn_name in list(_pairs(cell)):
+            if bn_name is None:  # the shortcut's SequentialCell: replaced by the one folded convolution
+                pair = getattr(cell, conv_name)
+                setattr(cell, conv_name, _folded_conv(pair[0], pair[1]))
+            else:
+                setattr(cell, conv_name, _folded_conv(getattr(cell, conv_name), getattr(cell, bn_name)))
+                setattr(cell, bn_name, nn.Identity())
+            folded += 1
+    for path, param in model.parameters_and_names():  # a cell set as an attribute names its parameters anew
+        param.name = path
+    return model, folded
+
+
+class ZeroPadMaxPool(nn.Cell):
+    """The stem's 3x3/2 max-pool padded by 1 on every side, as zero padding and an unpadded pool: the same numbers
+    after a ReLU (inputs >= 0), and operators that ONNX has (MindSpore exports its padded MaxPool2d as
+    MaxPool3DWithArgmax, which its ONNX exporter does not know)."""
+
+    def __init__(self):
+        super().__init__()
+        self.pad = nn.Pad(((0, 0), (0, 0), (1, 1), (1, 1)))
+        self.pool = nn.MaxPool2d(kernel_size=3, stride=2, pad_mode="valid")
+
+    def construct(self, x):
+        return self.pool(self.pad(x))
+
+
+def for_deployment(model):
+    """`model` (changed in place) with BatchNorm folded and a stem pool every export format knows; returns it and
+    the number of BatchNorms folded."""
+    model, folded = fold_batchnorm(model)
+    pool = getattr(model, "max_pool", None)
+    if isinstance(pool, nn.MaxPool2d) and pool.pad_mode.lower() == "pad":
+        model.max_pool = ZeroPadMaxPool()
+    return model, folded
+
+
+def export_network(network, output, file_format, batch_size, image_size, in_channels=3):
+    """Write `network` for input (batch_size, in_channels, image_size, image_size) to exactly `output`, atomically
+    (MindSpore appends its own extension: the file is written under a temporary name, then renamed)."""
+    folder = os.path.dirname(os.path.abspath(output))
+    os.makedirs(folder, exist_ok=True)
+    temporary = os.path.join(folder, f".{os.path.basename(output)}.{os.getpid()}.tmp")
+    written = temporary + FORMATS[file_format]
+    example = ms.Tensor(np.zeros((batch_size, in_channels, image_size, image_size), np.float32))
+    try:
+        ms.export(network, example, file_name=temporary, file_format=file_format)
+        os.replace(written, output)
+    finally:
+        if os.path.exists(written):
+            os.remove(written)
+
+
+def run_exported(path, file_format, images):
+    """The outputs of an exported file on `images` (NCHW float32): MINDIR through nn.GraphCell, ONNX through
+    onnxruntime (None when it is not installed)."""
+    if file_format == "MINDIR":
+        return nn.GraphCell(ms.load(path))(ms.Tensor(images)).asnumpy()
+    try:
+        import onnxruntime
+    except ImportError:
+        return None
+    session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
+    return session.run(None, {session.get_inputs()[0].name: images})[0]
