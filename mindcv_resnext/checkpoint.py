@@ -114,7 +114,7 @@ def stem_pool_pad_of(state, path, log=print):
     if "stem_pool_pad" in options:
         return options["stem_pool_pad"]
     log(f"checkpoint {path} does not say how its stem max-pool pads: read as MindCV's (stem_pool_pad 'same'; "
-        "give --stem_pool_pad symmetric for torchvision-trained weights)")
+        "for torchvision-trained weights, convert the file with scripts/convert_weights.py --source torchvision)")
     return "same"
 
 

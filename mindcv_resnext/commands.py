@@ -22,7 +22,7 @@ from .export import FORMATS, export_network, for_deployment, run_exported
 from .inference import Classifier, image_files
 from .logs import setup_logging
 from .models import create_model
-from .pretrained import pretrained_checkpoint
+from .pretrained import PRETRAINED_WEIGHTS_ALONE, pretrained_checkpoint
 from .runtime import setup_runtime
 
 TRAIN_DESCRIPTION = """Train or fine-tune a ResNeXt.
@@ -62,15 +62,22 @@ def train_command(argv):
     return 0
 
 
+PRETRAINED_OPTION = Key("pretrained", "bool", False, "use the published weights of --model (pretrained_weights "
+                        "picks which) instead of --ckpt_path")
+
+
 def checkpoint_command_line(argv, options=(), prog=None, description=None, positional=None, base=None,
                             saved_keys=()):
     """For the commands that use a checkpoint (validate.py, infer.py, export.py): (config, options, path, state,
     meta). The checkpoint is --ckpt_path, or the published weights of --model with --pretrained; the config starts
     from `base`, then the file's `saved_keys` (of its saved config) and eval transform, then the recipe and flags."""
+    options = (*options, PRETRAINED_OPTION)  # a recipe's pretrained is how its run started: not read here
     config, own = parse_command_line(argv, options, prog=prog, description=description, positional=positional)
-    if own.ckpt_path and config.pretrained:
+    if own.ckpt_path and own.pretrained:
         raise ConfigError("give --ckpt_path or --pretrained (the published weights of --model), not both")
-    path = pretrained_checkpoint(config.model, config.pretrained_weights) if config.pretrained else own.ckpt_path
+    if config.pretrained_weights and not own.pretrained:
+        raise ConfigError(PRETRAINED_WEIGHTS_ALONE)
+    path = pretrained_checkpoint(config.model, config.pretrained_weights) if own.pretrained else own.ckpt_path
     if not path:
         raise ConfigError("--ckpt_path is required: the checkpoint to use (or --model NAME --pretrained)")
     state = read_checkpoint(path)
@@ -216,7 +223,11 @@ def export_command(argv):
     expected = model(ms.Tensor(images)).asnumpy()
     network, folded = for_deployment(model)
     export_network(network, output, options.file_format, options.batch_size, config.image_resize, shape[1])
-    got = run_exported(output, options.file_format, images)
+    try:
+        got = run_exported(output, options.file_format, images)
+    except Exception:  # a file that cannot even be run is not kept either
+        os.remove(output)
+        raise
     if got is None:
         check = f"not run here ({'Ascend-only' if options.file_format == 'AIR' else 'onnxruntime is not installed'})"
     else:

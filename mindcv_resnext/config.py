@@ -424,7 +424,7 @@ def _add_key(group, key, one_word=False):
 def _bare_flags_true(argv, keys):
     """With positionals, `--json photo.jpg` is --json true, then photo.jpg: a boolean flag takes the next word
     only when it is a boolean word."""
-    booleans = {f"--{key.name}" for key in keys if key.kind == "bool"}
+    booleans = {f"--{key.name}" for key in keys if key.kind == "bool"} | {"--debug"}
     out = []
     for i, token in enumerate(argv):
         out.append(token)

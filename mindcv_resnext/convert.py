@@ -135,7 +135,7 @@ def our_name(name, source, ours):
 EVAL_TRANSFORMS = {
     "torchvision": dict(image_resize=224, crop_pct=0.875, eval_resize=None, interpolation="bilinear",
                         eval_antialias=True),
-    "timm": dict(image_resize=224, crop_pct=0.875, eval_resize=None, interpolation="bilinear", eval_antialias=True),
+    "timm": dict(image_resize=224, crop_pct=0.875, eval_resize=None, interpolation="bicubic", eval_antialias=True),
     "mmpretrain": dict(image_resize=224, crop_pct=0.875, eval_resize=None, interpolation="bilinear",
                        eval_antialias=True),
     "mindcv": dict(image_resize=224, crop_pct=0.875, eval_resize=None, interpolation="bilinear",

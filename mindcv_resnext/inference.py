@@ -30,7 +30,8 @@ class Classifier:
 
     @staticmethod
     def from_checkpoint(path, argv=()):
-        """The classifier of a checkpoint; `argv` may change its settings as on infer.py's command line."""
+        """The classifier of a checkpoint; `argv` may change its settings as on infer.py's command line. Like
+        infer.py it sets MindSpore's device (device_target) and mode (PyNative unless --mode 0)."""
         from .commands import load_classifier
         return load_classifier(["--ckpt_path", os.fspath(path), *argv])[0]
 

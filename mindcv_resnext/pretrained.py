@@ -18,6 +18,9 @@ import urllib.request
 from .checkpoint import CheckpointError
 
 
+PRETRAINED_WEIGHTS_ALONE = "pretrained_weights is set but pretrained is false: add --pretrained to start from them"
+
+
 class PretrainedError(CheckpointError):
     """Published weights that cannot be had: unknown, not downloadable, or damaged."""
 

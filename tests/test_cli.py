@@ -122,3 +122,11 @@ def test_transform_settings_take_the_schemas_defaults_and_rules():
         assert getattr(settings, name) == SCHEMA_BY_NAME[name].default
     with pytest.raises(ConfigError, match=r"hflip must be in \[0, 1\], got 1.5"):
         TransformSettings(hflip=1.5)
+
+
+def test_positional_words_and_bare_boolean_flags_mix():
+    from mindcv_resnext.commands import INFER_OPTIONS
+    from mindcv_resnext.config import parse_command_line
+    config, own = parse_command_line(["--json", "a.jpg", "--topk", "3", "b.jpg", "--debug", "c.jpg", "--ema", "no"],
+                                     INFER_OPTIONS, positional=("IMAGE", "images"))
+    assert (own.image, own.json, own.topk, config.ema) == (["a.jpg", "b.jpg", "c.jpg"], True, 3, False)

@@ -105,7 +105,7 @@ def test_a_bare_boolean_flag_means_true():
     (["--batch_size"], "--batch_size needs a value"),
     (["--batchsize", "8"], "unknown flag --batchsize; did you mean 'batch_size'"),
     (["--dataset_download", "true"], "dataset_download=True is not supported here"),
-    (["--dataset_download", "true"], "dataset_download=True is not supported here"),
+    (["--pretrained", "--ckpt_path", "a.ckpt"], "pretrained and ckpt_path both give starting weights"),
     (["--resume", "auto", "--ckpt_path", "a.ckpt"], "not both"),
     (["--jit_level", "O2", "--device_target", "CPU"], "O2 exists on Ascend only"),
     (["--min_lr", "0.5", "--lr", "0.1"], "min_lr"),

@@ -145,6 +145,10 @@ def test_the_table_names_real_files_and_unknown_requests_say_what_exists():
         pretrained.find_weights("resnext29_8x64d")
     with pytest.raises(PretrainedError, match="resnext50_32x4d.tv_in1k are weights of resnext50_32x4d, not of"):
         pretrained.find_weights("resnext101_32x8d", "resnext50_32x4d.tv_in1k")
+    from mindcv_resnext.config import ConfigError, resolve_config
+    from mindcv_resnext.engine.trainer import initial_checkpoint
+    with pytest.raises(ConfigError, match="pretrained_weights is set but pretrained is false"):
+        initial_checkpoint(resolve_config(["--pretrained_weights", "resnext50_32x4d.tv_in1k"]), print)
 
 
 def test_a_training_run_starts_from_published_weights(published, table, tmp_path):

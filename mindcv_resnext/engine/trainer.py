@@ -23,7 +23,7 @@ from ..config import ConfigError, scale_learning_rate
 from ..distributed import all_reduce_sum, average_batchnorm_statistics
 from ..evaluate import batch_counts_fn, evaluate
 from ..logs import LOGGER, log_to_file, log_to_memory
-from ..pretrained import pretrained_checkpoint
+from ..pretrained import PRETRAINED_WEIGHTS_ALONE, pretrained_checkpoint
 from ..runtime import current_runtime
 from .curves import draw_curves
 from .ema import EMA
@@ -135,6 +135,8 @@ def train(config, rank=0, world_size=1, grad_reducer_factory=None, log=None):
 def initial_checkpoint(config, log):
     """The checkpoint a run starts from: ckpt_path, or the published weights `pretrained` asks for (downloaded and
     converted once, into the cache); '' for random weights."""
+    if config.pretrained_weights and not config.pretrained:
+        raise ConfigError(PRETRAINED_WEIGHTS_ALONE)
     return pretrained_checkpoint(config.model, config.pretrained_weights, log) if config.pretrained else \
         config.ckpt_path
 
