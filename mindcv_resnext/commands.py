@@ -22,7 +22,7 @@ from .export import FORMATS, export_network, for_deployment, run_exported
 from .inference import Classifier, image_files
 from .logs import setup_logging
 from .models import create_model
-from .pretrained import PRETRAINED_WEIGHTS_ALONE, pretrained_checkpoint
+from .pretrained import pretrained_checkpoint
 from .runtime import setup_runtime
 
 TRAIN_DESCRIPTION = """Train or fine-tune a ResNeXt.
@@ -75,8 +75,6 @@ def checkpoint_command_line(argv, options=(), prog=None, description=None, posit
     config, own = parse_command_line(argv, options, prog=prog, description=description, positional=positional)
     if own.ckpt_path and own.pretrained:
         raise ConfigError("give --ckpt_path or --pretrained (the published weights of --model), not both")
-    if config.pretrained_weights and not own.pretrained:
-        raise ConfigError(PRETRAINED_WEIGHTS_ALONE)
     path = pretrained_checkpoint(config.model, config.pretrained_weights) if own.pretrained else own.ckpt_path
     if not path:
         raise ConfigError("--ckpt_path is required: the checkpoint to use (or --model NAME --pretrained)")
