@@ -215,12 +215,12 @@ def export_command(argv):
                           "or ONNX here")
     output = options.output or os.path.splitext(path)[0] + FORMATS[options.file_format]
     model = model_from_checkpoint(config, path, state, meta)
-    model.set_train(False)
+    model.set_train(False)  # the reference outputs, before folding
     shape = (options.batch_size, model.conv1.in_channels, config.image_resize, config.image_resize)
     images = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
     expected = model(ms.Tensor(images)).asnumpy()
     network, folded = for_deployment(model)
-    export_network(network, output, options.file_format, options.batch_size, config.image_resize, shape[1])
+    export_network(network, output, options.file_format, shape)
     try:
         got = run_exported(output, options.file_format, images)
     except Exception:  # a file that cannot even be run is not kept either

@@ -1,8 +1,8 @@
 """A trained network for deployment: BatchNorm folded into the convolutions, exported to MINDIR or ONNX, and checked.
 
-    folded = fold_batchnorm(model)                 # the same outputs in eval mode, a third fewer operators
-    export_network(folded, "r50.onnx", "ONNX", batch_size=1, image_size=224)
-    check_export("r50.onnx", "ONNX", model, batch_size=1, image_size=224)   # max |difference| of the outputs
+    network, folded = for_deployment(model)       # BatchNorm folded: the same outputs in eval mode
+    export_network(network, "r50.onnx", "ONNX", (1, 3, 224, 224))
+    outputs = run_exported("r50.onnx", "ONNX", images)              # to compare with model(images)
 
 Folding: in eval mode BN(conv(x)) = conv'(x) with w' = w * g / sqrt(v + eps) per output channel and the bias
 b' = beta - mean * g / sqrt(v + eps): every (convolution, BatchNorm) pair of the network becomes one convolution.
@@ -85,14 +85,14 @@ def for_deployment(model):
     return model, folded
 
 
-def export_network(network, output, file_format, batch_size, image_size, in_channels=3):
-    """Write `network` for input (batch_size, in_channels, image_size, image_size) to exactly `output`, atomically
-    (MindSpore appends its own extension: the file is written under a temporary name, then renamed)."""
+def export_network(network, output, file_format, input_shape):
+    """Write `network` for a float32 input of `input_shape` (N, C, H, W) to exactly `output`, atomically (MindSpore
+    appends its own extension: the file is written under a temporary name, then renamed)."""
     folder = os.path.dirname(os.path.abspath(output))
     os.makedirs(folder, exist_ok=True)
     temporary = os.path.join(folder, f".{os.path.basename(output)}.{os.getpid()}.tmp")
     written = temporary + FORMATS[file_format]
-    example = ms.Tensor(np.zeros((batch_size, in_channels, image_size, image_size), np.float32))
+    example = ms.Tensor(np.zeros(input_shape, np.float32))
     try:
         ms.export(network, example, file_name=temporary, file_format=file_format)
         os.replace(written, output)

@@ -58,13 +58,13 @@ class Classifier:
         return exp / exp.sum(axis=1, keepdims=True)
 
     def top(self, probabilities, topk):
-        order = np.argsort(-probabilities, kind="stable")[:topk]
+        order = np.argsort(-probabilities, kind="stable")[:min(topk, len(self.class_names))]
         return [Prediction(int(i), self.class_names[i], float(probabilities[i])) for i in order]
 
     def predict(self, images, topk=5):
         """The top-k Predictions of each image, most probable first."""
         batch = np.stack([self.preprocess(image) for image in images])
-        return [self.top(p, min(topk, len(self.class_names))) for p in self.probabilities(batch)]
+        return [self.top(p, topk) for p in self.probabilities(batch)]
 
     def predict_files(self, paths, topk=5, batch_size=16, on_error=None, progress=None):
         """(path, Predictions) for each readable file, in batches; an unreadable one goes to on_error(path, reason)
@@ -81,7 +81,7 @@ class Classifier:
                     on_error(path, str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__)
             if batch:
                 for path, probabilities in zip(ready, self.probabilities(np.stack(batch))):
-                    yield path, self.top(probabilities, min(topk, len(self.class_names)))
+                    yield path, self.top(probabilities, topk)
             if progress:
                 progress(len(paths[start:start + batch_size]))
 

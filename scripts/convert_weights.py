@@ -18,7 +18,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from mindcv_resnext.cli import run_main  # noqa: E402
 from mindcv_resnext.config import SCHEMA_BY_NAME, ConfigError, Key, parse_command_line  # noqa: E402
 from mindcv_resnext.convert import SOURCES, convert, read_weights  # noqa: E402
-from mindcv_resnext.pretrained import PUBLISHED, find_weights  # noqa: E402
+from mindcv_resnext.pretrained import find_weights, published_weights  # noqa: E402
 
 EVAL_OVERRIDES = ("crop_pct", "eval_resize", "interpolation", "eval_antialias")
 OPTIONS = (Key("src", "str", "", "the weights file: .pth/.pt (PyTorch), .safetensors or .ckpt (MindCV)"),
@@ -41,7 +41,7 @@ def main(argv):
     import mindspore as ms
     ms.set_device("CPU")
     entry = find_weights(args.model, args.weights) if args.weights else next(
-        (e for e in PUBLISHED if e.file_name == os.path.basename(args.src) and e.model == args.model), None)
+        (e for e in published_weights(args.model) if e.file_name == os.path.basename(args.src)), None)
     source = args.source if args.source != "auto" else entry.source if entry else None
     transform = dict(entry.eval_transform if entry else {})
     transform.update({key: args[key] for key in EVAL_OVERRIDES if args[key] is not None})

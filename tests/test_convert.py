@@ -129,3 +129,31 @@ def test_the_script_converts_a_file_that_validate_py_then_scores(tmp_path, capsy
                           str(tmp_path / "ours.ckpt"), "--ckpt_save_dir", str(tmp_path / "tuned")]),
           log=lines.append)
     assert any(line.startswith(f"initialised from {tmp_path / 'ours.ckpt'}") for line in lines)
+
+
+def test_a_published_file_is_known_by_its_name_and_validate_reads_its_eval_transform(tmp_path, monkeypatch, capsys):
+    import importlib.util
+    from mindcv_resnext import pretrained
+    from mindcv_resnext.cli import run_guarded
+    from mindcv_resnext.commands import VALIDATE_OPTIONS, checkpoint_command_line
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    spec = importlib.util.spec_from_file_location("convert_weights", os.path.join(root, "scripts", "convert_weights.py"))
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    entry = pretrained.PublishedWeights("resnext14_2x4d.tiny_in1k", "resnext14_2x4d", "timm",
+                                        "https://example.org/tiny-0123abcd.pth", 1.0, 2.0,
+                                        pretrained._eval(40, 32, "bicubic"))
+    monkeypatch.setattr(pretrained, "PUBLISHED", [entry])
+    torch.manual_seed(5)
+    torch.save(randomized(ResNeXt((1, 1, 1, 1), 2, 4, num_classes=3)).state_dict(), tmp_path / entry.file_name)
+    for name, extra in ((entry.file_name, []), ("renamed.pth", ["--weights", entry.tag])):  # by name, or said
+        if name != entry.file_name:
+            os.replace(tmp_path / entry.file_name, tmp_path / name)
+        output = str(tmp_path / f"{name}.ckpt")
+        assert run_guarded(script.main, ["--src", str(tmp_path / name), "--model", "resnext14_2x4d", "--output",
+                                         output, *extra]) == 0
+        assert capsys.readouterr().out.startswith(f"{name}: the published resnext14_2x4d.tiny_in1k")
+        config, _, _, _, meta = checkpoint_command_line(["--ckpt_path", output], VALIDATE_OPTIONS)
+        assert (meta["pretrained"], meta["source"]) == ("resnext14_2x4d.tiny_in1k", "timm")
+        assert (config.image_resize, config.eval_resize, config.interpolation, config.eval_antialias) == \
+            (32, 40, "bicubic", True)  # what validate.py's loader is built with

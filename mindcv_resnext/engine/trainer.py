@@ -153,17 +153,16 @@ def build_run(config, rank, world_size, grad_reducer_factory, log):
 
     ms.set_seed(config.seed)  # the same initial weights on every rank
     init_path = initial_checkpoint(config, log)
-    if init_path:  # the weights were trained with a stem pooling: the one their file records (a plain one: MindCV's)
-        state = read_checkpoint(init_path)
+    state = read_checkpoint(init_path) if init_path else None
+    if state is not None:  # weights were trained with a stem pooling: the one their file records (a plain: MindCV's)
         pool = stem_pool_pad_of(state, init_path, log)
         if pool != config.stem_pool_pad:
             log(f"stem_pool_pad {pool!r}, as {init_path} was trained (the recipe says {config.stem_pool_pad!r})")
             config["stem_pool_pad"] = pool  # what the run's checkpoints and config.yaml record
-        model = model_from_config(config, num_classes)
+    model = model_from_config(config, num_classes)
+    if state is not None:
         load_weights_for_finetuning(model, init_path, log, state=state)
         log(f"initialised from {init_path}")
-    else:
-        model = model_from_config(config, num_classes)
     if config.freeze_backbone:
         freeze_backbone(model, log)
     set_training_mode(model, config.freeze_backbone)  # before the step is compiled: the graph keeps these modes
