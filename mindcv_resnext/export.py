@@ -61,28 +61,11 @@ def fold_batchnorm(model):
     return model, folded
 
 
-class ZeroPadMaxPool(nn.Cell):
-    """The stem's 3x3/2 max-pool padded by 1 on every side, as zero padding and an unpadded pool: the same numbers
-    after a ReLU (inputs >= 0), and operators that ONNX has (MindSpore exports its padded MaxPool2d as
-    MaxPool3DWithArgmax, which its ONNX exporter does not know)."""
-
-    def __init__(self):
-        super().__init__()
-        self.pad = nn.Pad(((0, 0), (0, 0), (1, 1), (1, 1)))
-        self.pool = nn.MaxPool2d(kernel_size=3, stride=2, pad_mode="valid")
-
-    def construct(self, x):
-        return self.pool(self.pad(x))
-
-
 def for_deployment(model):
-    """`model` (changed in place) with BatchNorm folded and a stem pool every export format knows; returns it and
-    the number of BatchNorms folded."""
-    model, folded = fold_batchnorm(model)
-    pool = getattr(model, "max_pool", None)
-    if isinstance(pool, nn.MaxPool2d) and pool.pad_mode.lower() == "pad":
-        model.max_pool = ZeroPadMaxPool()
-    return model, folded
+    """`model` (changed in place) with BatchNorm folded; returns it and the number of BatchNorms folded. (Its stem
+    pool, StemMaxPool, is already made of operators every export format knows; MindSpore's padded MaxPool2d exports
+    as MaxPool3DWithArgmax, which its ONNX exporter does not know.)"""
+    return fold_batchnorm(model)
 
 
 def export_network(network, output, file_format, input_shape):

@@ -177,12 +177,12 @@ def test_zero_init_last_zeroes_only_the_last_bn_of_each_block():
     assert all((v == 1).all() for k, v in gammas.items() if not k.endswith("bn3.gamma"))
 
 
-def reference_max_pool(x, pad_top_left, pad_bottom_right):
-    """3x3/2 max-pool in numpy over an input padded with -inf."""
+def reference_max_pool(x, pads):
+    """3x3/2 max-pool in numpy over an input padded with -inf by pads ((top, bottom), (left, right))."""
     n, c, h, w = x.shape
-    padded = np.full((n, c, h + pad_top_left + pad_bottom_right, w + pad_top_left + pad_bottom_right), -np.inf,
-                     np.float32)
-    padded[:, :, pad_top_left:pad_top_left + h, pad_top_left:pad_top_left + w] = x
+    (top, bottom), (left, right) = pads
+    padded = np.full((n, c, h + top + bottom, w + left + right), -np.inf, np.float32)
+    padded[:, :, top:top + h, left:left + w] = x
     out_h, out_w = (padded.shape[2] - 3) // 2 + 1, (padded.shape[3] - 3) // 2 + 1
     out = np.empty((n, c, out_h, out_w), np.float32)
     for i in range(out_h):
@@ -191,12 +191,23 @@ def reference_max_pool(x, pad_top_left, pad_bottom_right):
     return out
 
 
-@pytest.mark.parametrize("stem_pool_pad, pads", [("symmetric", (1, 1)), ("same", (0, 1))])
-def test_stem_pool_padding(stem_pool_pad, pads):
-    """torchvision pads the stem max-pool by 1 all round; MindCV's 'same' pads bottom/right only."""
+def same_pads(side):
+    """TensorFlow's 'same' padding of a 3x3/2 pool: output ceil(side / 2), the padding that needs split with the
+    odd one at the bottom/right."""
+    total = max((-(-side // 2) - 1) * 2 + 3 - side, 0)
+    return total // 2, total - total // 2
+
+
+@pytest.mark.parametrize("size", [(8, 8), (9, 7), (7, 10)])
+@pytest.mark.parametrize("stem_pool_pad", ["symmetric", "same"])
+def test_stem_pool_padding(stem_pool_pad, size):
+    """torchvision pads the stem max-pool by 1 all round; MindCV's 'same' pads an even side at the bottom/right
+    only. The pool follows a ReLU: its inputs are >= 0 (zeros among them)."""
     pool = create_model("resnext14_2x16d", stem_pool_pad=stem_pool_pad).max_pool
-    x = np.random.default_rng(1).standard_normal((1, 2, 8, 8)).astype(np.float32)
-    np.testing.assert_array_equal(pool(ms.Tensor(x)).asnumpy(), reference_max_pool(x, *pads))
+    x = np.maximum(np.random.default_rng(1).standard_normal((1, 2, *size)), 0).astype(np.float32)
+    expected = reference_max_pool(x, ((1, 1), (1, 1)) if stem_pool_pad == "symmetric" else
+                                  (same_pads(size[0]), same_pads(size[1])))
+    np.testing.assert_array_equal(pool(ms.Tensor(x)).asnumpy(), expected)
 
 
 def test_unknown_stem_pool_padding_is_rejected():

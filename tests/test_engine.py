@@ -128,6 +128,23 @@ def test_overflowed_steps_are_skipped_and_the_dynamic_scale_halves():
     assert bool(finite.asnumpy()) and not np.array_equal(weights(net), before)
 
 
+@pytest.mark.parametrize("low_precision", [False, True])
+def test_a_non_finite_fp32_step_without_loss_scale_is_skipped(low_precision):
+    """With no scale the fp32 step checks its loss and its first and last gradients, not every gradient (that
+    cost 10% of a CPU step); low_precision (fp16 compute) checks them all. Either way a nan image, whose ReLU leaves
+    the loss finite, changes no weight."""
+    net = dense_net()
+    step, _ = plain_step(net, low_precision=low_precision)
+    before = weights(net)
+    x = np.ones((4, 6), np.float32)
+    x[1, 2] = np.nan
+    _, finite = step(ms.Tensor(x), ms.Tensor(np.zeros(4, np.int32)))
+    assert not bool(finite.asnumpy())
+    np.testing.assert_array_equal(weights(net), before)
+    _, finite = step(ms.Tensor(np.ones((4, 6), np.float32)), ms.Tensor(np.zeros(4, np.int32)))
+    assert bool(finite.asnumpy()) and not np.array_equal(weights(net), before)
+
+
 def test_drop_overflow_update_false_applies_an_overflowed_step_as_mindcv_does():
     x = np.ones((4, 6), np.float32)
     x[0, 0] = np.inf

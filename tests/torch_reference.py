@@ -1,5 +1,6 @@
 """A ResNeXt in PyTorch with torchvision's layout and names (torchvision's own import fails beside the CPU torch
-wheel here), for the conversion tests: the same blocks as torchvision.models.resnet, written out."""
+wheel here), for the conversion tests and scripts/benchmark.py: the same blocks as torchvision.models.resnet, written
+out, and the CIFAR ResNeXt-29 (3x3 stem, no pool, three stages) with the same blocks."""
 import torch
 from torch import nn
 
@@ -29,16 +30,18 @@ class Bottleneck(nn.Module):
 class ResNeXt(nn.Module):
     def __init__(self, layers, groups, width_per_group, num_classes=1000):
         super().__init__()
+        imagenet = len(layers) == 4  # else the CIFAR network
         self.inplanes = 64
-        self.conv1 = nn.Conv2d(3, 64, 7, 2, 3, bias=False)
+        self.conv1 = nn.Conv2d(3, 64, 7, 2, 3, bias=False) if imagenet else nn.Conv2d(3, 64, 3, 1, 1, bias=False)
         self.bn1 = nn.BatchNorm2d(64)
         self.relu = nn.ReLU(inplace=True)
-        self.maxpool = nn.MaxPool2d(3, 2, 1)
-        self.layer1, self.layer2, self.layer3, self.layer4 = (
-            self._make_layer(planes, blocks, stride, groups, width_per_group)
-            for planes, blocks, stride in zip((64, 128, 256, 512), layers, (1, 2, 2, 2)))
+        self.maxpool = nn.MaxPool2d(3, 2, 1) if imagenet else nn.Identity()
+        stages = [self._make_layer(planes, blocks, stride, groups, width_per_group)
+                  for planes, blocks, stride in zip((64, 128, 256, 512), layers, (1, 2, 2, 2))]
+        self.layer1, self.layer2, self.layer3 = stages[:3]
+        self.layer4 = stages[3] if imagenet else nn.Identity()
         self.avgpool = nn.AdaptiveAvgPool2d(1)
-        self.fc = nn.Linear(2048, num_classes)
+        self.fc = nn.Linear(self.inplanes, num_classes)
 
     def _make_layer(self, planes, blocks, stride, groups, base_width):
         downsample = nn.Sequential(nn.Conv2d(self.inplanes, planes * 4, 1, stride, bias=False),

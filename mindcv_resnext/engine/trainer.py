@@ -185,7 +185,7 @@ def build_run(config, rank, world_size, grad_reducer_factory, log):
     step = TrainStep(network, CrossEntropy(num_classes, config.label_smoothing), optimizer, loss_scale, dynamic_scale,
                      config.clip_value if config.clip_grad else None, config.gradient_accumulation_steps, ema,
                      grad_reducer_factory(optimizer.parameters) if grad_reducer_factory else None,
-                     config.drop_overflow_update)
+                     config.drop_overflow_update, low_precision=config.amp_level != "O0")
     return Run(config, rank, world_size, log, train_loader, val_loader, num_classes, model, optimizer, step, ema,
                schedule, steps_per_epoch, lr, global_batch, factor, dynamic_scale, loss_scale,
                counts_fn=batch_counts_fn(model, num_classes) if val_loader else None)
