@@ -152,6 +152,8 @@ SCHEMA = [
         _k("ema_decay", "float", 0.9999, "EMA decay per step", low=0, high=1),
         _k("clip_grad", "bool", False, "clip gradients by global norm"),
         _k("clip_value", "float", 15.0, "global-norm bound when clip_grad", low=0),
+        _k("recompute", "bool", False, "recompute each residual block's activations in the backward instead of keeping "
+           "them: lower peak memory for large batches, for a second forward of every block"),
         _k("layer_decay", "float", None, "layer-wise lr decay (MindCV's ViT fine-tuning): not implemented for ResNeXt",
            optional=True, only=(None,)),
     ),

@@ -20,11 +20,15 @@ Prediction = collections.namedtuple("Prediction", "label name probability")
 
 
 class Classifier:
-    """A network in eval mode with the class names and the eval TransformSettings that go with its weights."""
+    """A network in eval mode with the class names and the eval TransformSettings that go with its weights.
 
-    def __init__(self, network, settings, class_names):
+    `forward` (batch array -> logits array) runs it another way, e.g. export.OnnxRuntimeNetwork; by default the
+    MindSpore network itself."""
+
+    def __init__(self, network, settings, class_names, forward=None):
         self.network, self.settings, self.class_names = network, settings, list(class_names)
         self.network.set_train(False)
+        self.forward = forward or (lambda batch: self.network(ms.Tensor(batch)).asnumpy())
         self._file_ops = eval_image_ops(settings)  # encoded bytes -> normalised CHW float32
         self._pixel_ops = self._file_ops[1:]        # the same after decoding
 
@@ -53,7 +57,7 @@ class Classifier:
         return np.asarray(data, np.float32)
 
     def probabilities(self, batch):
-        logits = self.network(ms.Tensor(batch)).asnumpy().astype(np.float64)
+        logits = np.asarray(self.forward(batch), np.float64)
         exp = np.exp(logits - logits.max(axis=1, keepdims=True))
         return exp / exp.sum(axis=1, keepdims=True)
 

@@ -102,6 +102,25 @@ def test_loss_goes_down_on_a_small_set():
     assert losses[-1] < 0.5 * losses[0]
 
 
+def test_recomputed_blocks_train_to_the_same_weights():
+    """recompute trades memory for a second forward: the losses and weights stay the same."""
+    from mindcv_resnext import create_model
+    from mindcv_resnext.engine.step import recompute_blocks
+    images, labels = random_images((4, 3, 16, 16)), ms.Tensor(np.arange(4) % 3, ms.int32)
+    results = []
+    for recompute in (False, True):
+        ms.set_seed(0)
+        net = create_model("resnext11_2x16d", num_classes=3)
+        net.set_train(True)
+        if recompute:
+            recompute_blocks(net)
+        step = TrainStep(net, CrossEntropy(3), create_optimizer(net.trainable_params(), "momentum", 0.05, 0.9))
+        losses = [float(step(images, labels)[0].asnumpy()) for _ in range(2)]
+        results.append((losses, weights(net)))
+    np.testing.assert_allclose(results[1][0], results[0][0], rtol=1e-5)
+    np.testing.assert_allclose(results[1][1], results[0][1], rtol=1e-4, atol=1e-6)
+
+
 def test_gradient_accumulation_equals_one_step_on_the_whole_batch():
     x = np.random.default_rng(1).standard_normal((8, 6)).astype(np.float32)
     y = np.array([0, 1, 2, 0, 1, 2, 0, 1], np.int32)

@@ -55,6 +55,25 @@ def test_infer_prints_pytorchs_top5_with_imagenet_names(converted, tmp_path, cap
     assert line == f"{photo}: " + ", ".join(f"{names[i]} {p:.1%}" for i, p in expected)
 
 
+def test_the_onnxruntime_runtime_gives_the_same_predictions_with_a_padded_last_batch(converted, tmp_path, capsys):
+    """--runtime onnxruntime: BatchNorm folded, exported, run by onnxruntime; 3 images in batches of 2 (the last
+    padded to the file's fixed batch) give mindspore's top-5 to the printed digit."""
+    path, _ = converted
+    photo = photographs()[0]
+    for i in range(3):
+        Image.open(photo).rotate(90 * i).save(tmp_path / f"{i}.png")
+    printed = {}
+    for runtime in ("mindspore", "onnxruntime"):
+        assert run(infer_command, ["--ckpt_path", path, str(tmp_path), "--json", "--batch_size", "2",
+                                   "--runtime", runtime]) == 0
+        printed[runtime] = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert len(printed["onnxruntime"]) == 3
+    for ours, theirs in zip(printed["mindspore"], printed["onnxruntime"]):
+        assert [p["label"] for p in ours["top"]] == [p["label"] for p in theirs["top"]]
+        np.testing.assert_allclose([p["probability"] for p in ours["top"]],
+                                   [p["probability"] for p in theirs["top"]], atol=1e-5)
+
+
 def test_infer_reads_folders_in_batches_reports_and_skips_unreadable_images(converted, tmp_path, capsys):
     path, reference = converted
     photo = photographs()[0]

@@ -16,34 +16,41 @@ def duration(seconds):
 
 
 class EpochProgress:
-    """Feed it every step (`update`), then `finish` it. It keeps the curve points of the epoch: (global step, mean
-    train loss of the last log_interval steps), one every log_interval steps and one at the end."""
+    """Feed it every step (`step`) and, every log_interval steps and at the end, the losses of the steps since
+    (`losses_read`: the loop reads them back from the device only then); then `finish` it. It keeps the curve points
+    of the epoch: (global step, mean train loss of the last log_interval steps) at each read."""
 
     def __init__(self, epoch, epochs, steps, log_interval, log, interactive=None):
         self.epoch, self.epochs, self.steps, self.log_interval, self.log = epoch, epochs, steps, log_interval, log
         interactive = sys.stderr.isatty() and sys.stdout.isatty() if interactive is None else interactive
         self.bar = tqdm(total=steps, desc=f"epoch {epoch}/{epochs}", unit="step", dynamic_ncols=True,
                         leave=False) if interactive else None
-        self.losses, self.images, self.data_seconds, self.points = [], 0, 0.0, []
+        self.done, self.losses, self.images, self.data_seconds, self.points = 0, [], 0, 0.0, []
+        self.recent, self.lr = None, None
         self.started = time.perf_counter()
 
-    def update(self, global_step, loss, lr, images, data_seconds):
-        self.losses.append(loss)
+    def status(self):
+        elapsed = max(time.perf_counter() - self.started, 1e-9)
+        loss = f"loss {self.recent:.4f}, lr {self.lr:.4g}, " if self.recent is not None else ""
+        return f"{loss}{self.images / elapsed:.1f} img/s, {self.data_seconds / elapsed:.0%} waiting for data"
+
+    def step(self, images, data_seconds):
+        """One step done: `images` trained on after `data_seconds` spent waiting for the batch."""
+        self.done += 1
         self.images += images
         self.data_seconds += data_seconds
-        elapsed = time.perf_counter() - self.started
-        done = len(self.losses)
-        recent = float(np.mean(self.losses[-self.log_interval:]))
-        if done % self.log_interval == 0 or done == self.steps:
-            self.points.append((global_step, round(recent, 5)))
         if self.bar is not None:
-            self.bar.set_postfix_str(f"loss {recent:.4f}, lr {lr:.4g}, {self.images / elapsed:.1f} img/s, "
-                                     f"{self.data_seconds / elapsed:.0%} waiting for data", refresh=False)
+            self.bar.set_postfix_str(self.status(), refresh=False)
             self.bar.update()
-        elif done % self.log_interval == 0:
-            eta = elapsed / done * (self.steps - done)
-            self.log(f"epoch {self.epoch}/{self.epochs} step {done}/{self.steps}: loss {recent:.4f}, lr {lr:.4g}, "
-                     f"{self.images / elapsed:.1f} img/s, {self.data_seconds / elapsed:.0%} waiting for data, "
+
+    def losses_read(self, global_step, losses, lr):
+        """The losses of the steps since the last read; logs a line every log_interval steps (without a bar)."""
+        self.losses += list(losses)
+        self.recent, self.lr = float(np.mean(self.losses[-self.log_interval:])), lr
+        self.points.append((global_step, round(self.recent, 5)))
+        if self.bar is None and self.done % self.log_interval == 0:
+            eta = (time.perf_counter() - self.started) / self.done * (self.steps - self.done)
+            self.log(f"epoch {self.epoch}/{self.epochs} step {self.done}/{self.steps}: {self.status()}, "
                      f"epoch ETA {duration(eta)}")
 
     def finish(self, mean_loss, epochs_left):

@@ -31,7 +31,7 @@ from .loss import CrossEntropy
 from .optim import create_optimizer
 from .progress import EpochProgress, duration
 from .schedule import schedule_from_config
-from .step import TrainStep, cast_network, loss_scaling
+from .step import TrainStep, cast_network, loss_scaling, recompute_blocks
 
 HEAD_CELLS = ("dropout", "classifier")  # what a linear probe trains; every other cell of the model is the backbone
 
@@ -166,6 +166,8 @@ def build_run(config, rank, world_size, grad_reducer_factory, log):
     if config.freeze_backbone:
         freeze_backbone(model, log)
     set_training_mode(model, config.freeze_backbone)  # before the step is compiled: the graph keeps these modes
+    if config.recompute:
+        recompute_blocks(model)
 
     lr, global_batch, factor = scale_learning_rate(config, world_size)
     steps_per_epoch = len(train_loader) // config.gradient_accumulation_steps
@@ -294,18 +296,34 @@ def train_one_epoch(run, epoch):
     batches = run.steps_per_epoch * config.gradient_accumulation_steps
     progress = EpochProgress(epoch, config.epoch_size, batches, config.log_interval, run.log,
                              interactive=None if run.is_main else False)
-    losses, overflowed, waited = [], 0, time.perf_counter()
+    # The loss and the finite flag of each step stay on the device; the host reads them back every log_interval
+    # steps (and at the end), so an accelerator is never made to wait on them. The global step is counted here.
+    first_step, accumulation = run.global_step(), config.gradient_accumulation_steps
+    pending, overflowed = [], 0
+
+    def read_back(steps_done):
+        """Read the pending losses and flags from the device; returns how many steps were not finite."""
+        global_step = first_step + steps_done // accumulation
+        losses = [float(loss.asnumpy()) for loss, _ in pending]
+        not_finite = sum(not bool(finite.asnumpy()) for _, finite in pending)
+        pending.clear()
+        progress.losses_read(global_step, losses, float(run.schedule[min(global_step, len(run.schedule) - 1)]))
+        return not_finite
+
+    i, waited = 0, time.perf_counter()
     for i, (images, labels) in enumerate(run.train_loader.epoch(epoch - 1), start=1):
         if i > batches:
+            i = batches
             break
         data_seconds = time.perf_counter() - waited
-        loss, finite = run.step(ms.Tensor(images), ms.Tensor(labels))
-        losses.append(float(loss.asnumpy()))
-        overflowed += not bool(finite.asnumpy())
-        global_step = run.global_step()
-        progress.update(global_step, losses[-1], float(run.schedule[min(global_step, len(run.schedule) - 1)]),
-                        len(labels), data_seconds)
+        pending.append(run.step(ms.Tensor(images), ms.Tensor(labels)))
+        progress.step(len(labels), data_seconds)
+        if i % config.log_interval == 0:
+            overflowed += read_back(i)
         waited = time.perf_counter()
+    if pending:
+        overflowed += read_back(i)
+    losses = progress.losses
     loss_sum, loss_count = all_reduce_sum([np.sum(losses), len(losses)], run.world_size)
     train_loss = float(loss_sum / loss_count) if loss_count else None
     seconds = progress.finish(train_loss, config.epoch_size - epoch)
@@ -316,7 +334,7 @@ def train_one_epoch(run, epoch):
     return dict(epoch=epoch, train_loss=train_loss, train_curve=progress.points,
                 lr=float(run.schedule[min(epoch * run.steps_per_epoch - 1, len(run.schedule) - 1)]),
                 overflow_steps=overflowed, unreadable_images=len(run.train_loader.skipped),
-                seconds=round(seconds, 2))
+                seconds=round(seconds, 2), data_wait=round(progress.data_seconds / max(seconds, 1e-9), 4))
 
 
 def validate_epoch(run, epoch, record):

@@ -1,0 +1,39 @@
+"""scripts/benchmark.py end to end on a tiny network: the rows it promises, measured in their own processes."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROW_KEYS = {"impl", "task", "model", "batch_size", "img_per_s", "compile_s", "peak_mem_mb"}
+
+
+def benchmark(*argv):
+    done = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "benchmark.py"), *argv, "--json"],
+                          capture_output=True, text=True, timeout=600, env={**os.environ, "GLOG_v": "3"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("task, argv, impls", [
+    ("train", ["--compare", "torch"], ["mindcv_resnext", "torch", "torch_channels_last"]),
+    ("infer", ["--compare", "torch", "--runtime", "mindspore,onnxruntime"],
+     ["mindcv_resnext", "mindcv_resnext", "torch", "torch_channels_last", "onnxruntime"]),
+])
+def test_the_rows_of_a_comparison(task, argv, impls):
+    rows = benchmark("--model", "resnext11_2x16d", "--batch_size", "2", "--task", task, "--steps", "2",
+                     "--warmup", "0", *argv)
+    assert [row["impl"] for row in rows] == impls
+    for row in rows:
+        assert ROW_KEYS <= set(row) and row["task"] == task and row["batch_size"] == 2
+        assert row["img_per_s"] > 0 and row["peak_mem_mb"] > 0 and row["compile_s"] >= 0
+    if task == "infer":
+        assert [row["runtime"] for row in rows][:2] == ["mindspore", "onnxruntime"]
+
+
+def test_an_unknown_comparison_is_an_error():
+    done = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "benchmark.py"), "--compare", "tensorflow"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0 and "unknown implementation to compare 'tensorflow'" in done.stderr
