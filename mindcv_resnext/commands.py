@@ -1,5 +1,6 @@
 """What train.py, validate.py, infer.py and export.py do (each run by cli.run_main: its errors are one line and an
 exit code)."""
+import importlib.util
 import json
 import os
 import sys
@@ -175,11 +176,9 @@ def load_classifier(argv, positional=None):
 
 def onnxruntime_network(model, input_shape):
     """`model` with BatchNorm folded, exported to ONNX (a temporary file) and opened by onnxruntime."""
-    try:
-        import onnxruntime  # noqa: F401  (optional: only this runtime needs it)
-    except ImportError:
+    if importlib.util.find_spec("onnxruntime") is None:  # optional: only this runtime needs it
         raise ConfigError("--runtime onnxruntime needs the onnxruntime package (pip install onnxruntime), or use "
-                          "--runtime mindspore") from None
+                          "--runtime mindspore")
     network, _ = for_deployment(model)
     with tempfile.TemporaryDirectory() as folder:
         path = os.path.join(folder, "network.onnx")

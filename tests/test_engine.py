@@ -133,18 +133,27 @@ def test_gradient_accumulation_equals_one_step_on_the_whole_batch():
     np.testing.assert_allclose(weights(halves_net), weights(whole_net), rtol=1e-5, atol=1e-6)
 
 
+def assert_a_bad_batch_is_skipped(step, net, bad_value, at, then=lambda: None):
+    """A batch with one bad value changes no weight and says finite False (then `then()` checks more); a good batch
+    then trains."""
+    before = weights(net)
+    x = np.ones((4, 6), np.float32)
+    x[at] = bad_value
+    _, finite = step(ms.Tensor(x), ms.Tensor(np.zeros(4, np.int32)))
+    assert not bool(finite.asnumpy())
+    np.testing.assert_array_equal(weights(net), before)
+    then()
+    _, finite = step(ms.Tensor(np.ones((4, 6), np.float32)), ms.Tensor(np.zeros(4, np.int32)))
+    assert bool(finite.asnumpy()) and not np.array_equal(weights(net), before)
+
+
 def test_overflowed_steps_are_skipped_and_the_dynamic_scale_halves():
     net = dense_net()
     step, _ = plain_step(net, loss_scale=2.0 ** 16, dynamic_loss_scale=True)
-    before = weights(net)
-    x = np.ones((4, 6), np.float32)
-    x[0, 0] = np.inf
-    loss, finite = step(ms.Tensor(x), ms.Tensor(np.zeros(4, np.int32)))
-    assert not bool(finite.asnumpy())
-    np.testing.assert_array_equal(weights(net), before)
-    assert float(step.scaler.scale_value.asnumpy()) == 2.0 ** 15
-    _, finite = step(ms.Tensor(np.ones((4, 6), np.float32)), ms.Tensor(np.zeros(4, np.int32)))
-    assert bool(finite.asnumpy()) and not np.array_equal(weights(net), before)
+
+    def scale_halved():
+        assert float(step.scaler.scale_value.asnumpy()) == 2.0 ** 15
+    assert_a_bad_batch_is_skipped(step, net, np.inf, (0, 0), then=scale_halved)
 
 
 @pytest.mark.parametrize("low_precision", [False, True])
@@ -154,14 +163,7 @@ def test_a_non_finite_fp32_step_without_loss_scale_is_skipped(low_precision):
     the loss finite, changes no weight."""
     net = dense_net()
     step, _ = plain_step(net, low_precision=low_precision)
-    before = weights(net)
-    x = np.ones((4, 6), np.float32)
-    x[1, 2] = np.nan
-    _, finite = step(ms.Tensor(x), ms.Tensor(np.zeros(4, np.int32)))
-    assert not bool(finite.asnumpy())
-    np.testing.assert_array_equal(weights(net), before)
-    _, finite = step(ms.Tensor(np.ones((4, 6), np.float32)), ms.Tensor(np.zeros(4, np.int32)))
-    assert bool(finite.asnumpy()) and not np.array_equal(weights(net), before)
+    assert_a_bad_batch_is_skipped(step, net, np.nan, (1, 2))
 
 
 def test_drop_overflow_update_false_applies_an_overflowed_step_as_mindcv_does():
