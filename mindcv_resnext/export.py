@@ -86,7 +86,8 @@ def export_network(network, output, file_format, input_shape):
 
 class OnnxRuntimeNetwork:
     """An exported ONNX file run by onnxruntime on the CPU, called like the network on an (N, C, H, W) float32
-    batch; returns the logits as an array. The file's batch is fixed: a smaller batch is padded to it.
+    batch; returns the logits as an array. The file's batch is fixed: a batch is run in pieces of that size, the
+    last padded with zeros.
 
     A deployment path for CPU inference (infer.py --runtime onnxruntime): onnxruntime runs the folded network
     about 1.5-2x faster than MindSpore's CPU kernels (docs/benchmarks.md). onnxruntime is optional; without it
@@ -100,10 +101,12 @@ class OnnxRuntimeNetwork:
 
     def __call__(self, images):
         images = np.asarray(images, np.float32)
-        count = len(images)
-        if count < self.batch_size:
-            images = np.concatenate([images, np.zeros((self.batch_size - count, *images.shape[1:]), np.float32)])
-        return self.session.run(None, {self.input.name: images})[0][:count]
+        outputs = []
+        for start in range(0, len(images), self.batch_size):
+            piece = images[start:start + self.batch_size]
+            padding = np.zeros((self.batch_size - len(piece), *piece.shape[1:]), np.float32)
+            outputs.append(self.session.run(None, {self.input.name: np.concatenate([piece, padding])})[0][:len(piece)])
+        return np.concatenate(outputs)
 
 
 def run_exported(path, file_format, images):

@@ -23,10 +23,10 @@ class TrainStep:
     """`loss, finite = step(images, labels)`; call `network.set_train(True)` first.
 
     With `accumulation_steps` k, the optimizer steps on the k-th call with the mean gradient of the k micro-batches;
-        the other calls only accumulate (and return finite=True). `finite` is False for a step whose gradients overflowed
-    (in fp32 with no loss scale: whose loss, first or last gradient is not finite): its update is skipped, unless `drop_overflow_update`
-    is False with a fixed scale (MindCV's default), which applies it. `low_precision`: the network computes in fp16
-    (amp O1-O3).
+    the other calls only accumulate (and return finite=True). `finite` is False for a step whose gradients overflowed
+    (in fp32 with no loss scale: whose loss, first or last gradient is not finite): its update is skipped, unless
+    `drop_overflow_update` is False with a fixed scale (MindCV's default), which applies it. `low_precision`: the
+    network computes in fp16 (amp O1-O3), so every gradient is checked.
     """
 
     def __init__(self, network, loss_fn, optimizer, loss_scale=1.0, dynamic_loss_scale=False, clip_norm=None,
