@@ -165,7 +165,7 @@ def torch_model(args, num_classes):
 
 def torch_step(args, images, labels, channels_last):
     import torch
-    model = torch_model(args, int(_num_classes(args)))
+    model = torch_model(args, _num_classes(args))
     x, y = torch.from_numpy(images), torch.from_numpy(labels).long()
     if channels_last:
         model, x = model.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
@@ -261,24 +261,31 @@ def build_step(impl, args, images, labels):
 
 
 def measure(impl, args, queue):
-    """In a child process: build the step of `impl`, time it, and put its row (or the reason it has none)."""
+    """In a child process: build the step of `impl`, time it, and put its row (or the reason it has none). Its
+    temporary files (exported networks, demo data) go to a folder removed when it is done."""
+    with tempfile.TemporaryDirectory() as scratch:
+        tempfile.tempdir = scratch
+        queue.put(measured_row(impl, args))
+
+
+def measured_row(impl, args):
     try:
         if args.task == "loop":
-            queue.put(loop_row(args))
-            return
+            return loop_row(args)
         images, labels = example_batch(args.batch_size, args.image_size, _num_classes(args))
         step = build_step(impl, args, images, labels)
         first, median = time_steps(step, args.steps, args.warmup)
         runtime = "onnxruntime" if impl in ("mindcv_resnext_onnxruntime", "onnxruntime") else \
             "torch" if impl.startswith("torch") else "mindspore"
-        queue.put(dict(impl="mindcv_resnext" if impl.startswith("mindcv_resnext") else impl, runtime=runtime,
-                       task=args.task, model=args.model, batch_size=args.batch_size, image_size=args.image_size,
-                       img_per_s=round(args.batch_size / median, 2), step_ms=round(median * 1000, 1),
-                       compile_s=round(max(first - median, 0.0), 2), peak_mem_mb=round(peak_memory_mb())))
+        return dict(impl="mindcv_resnext" if impl.startswith("mindcv_resnext") else impl, runtime=runtime,
+                    task=args.task, model=args.model, batch_size=args.batch_size, image_size=args.image_size,
+                    img_per_s=round(args.batch_size / median, 2), step_ms=round(median * 1000, 1),
+                    compile_s=round(max(first - median, 0.0), 2), peak_mem_mb=round(peak_memory_mb()))
     except ImportError as err:
-        queue.put(dict(impl=impl, skipped=f"{err.name or err} is not installed"))
+        return dict(impl=impl, skipped=f"{err.name or err} is not installed")
     except Exception as err:  # one row's failure is reported, the others still run
-        queue.put(dict(impl=impl, skipped=f"{type(err).__name__}: {str(err).strip().splitlines()[0] if str(err).strip() else ''}"))
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        return dict(impl=impl, skipped=f"{type(err).__name__}: {reason}")
 
 
 def run_isolated(impl, args):
