@@ -250,6 +250,23 @@ def test_loader_gives_soft_targets_when_mixing(folder):
     assert targets.shape == (24, 3) and np.allclose(targets.sum(1), 1)
 
 
+def test_mixing_in_the_workers_is_the_same_whichever_worker_mixes_and_differs_by_epoch(folder):
+    """The batches are mixed in the pipeline's workers, each with a generator of (seed, epoch, shard, batch): the
+    mixed targets (which samples, lam) do not depend on the number of workers, a rerun gives the same batches, and
+    another epoch mixes otherwise. (The images' own random crops do depend on the worker count: MindSpore's.)"""
+    settings = small_settings(mixup=0.8, cutmix=1.0, cutmix_prob=1.0)
+
+    def batches(workers, epoch=0):
+        return all_batches(create_loader("imagefolder", folder, "train", settings, batch_size=8,
+                                         num_workers=workers), epoch)
+    one, two, again = batches(1), batches(2), batches(2)
+    np.testing.assert_array_equal(one[1], two[1])
+    np.testing.assert_array_equal(two[0], again[0])
+    np.testing.assert_array_equal(two[1], again[1])
+    assert not (one[1] == one[1].max(1, keepdims=True)).all()  # soft: the targets were mixed
+    assert not np.array_equal(np.sort(one[1], 0), np.sort(batches(2, epoch=1)[1], 0))
+
+
 # --- sharding and order ----------------------------------------------------------------------------------------------
 
 def test_training_shards_are_equal_and_cover_the_set_with_minimal_padding(folder):

@@ -35,8 +35,8 @@ class _Reader:
 class ImageLoader:
     """Batches of one split for one shard: `for images, labels in loader.epoch(e)`.
 
-    Training: shuffled per epoch, full batches only, labels int32 (N,) or, with mixup/cutmix, float32 soft targets
-    (N, num_classes). Evaluation: every sample of the shard once, in a fixed order (shuffled by seed with
+    Training: shuffled per epoch, full batches only, labels int32 (N,) or, with mixup/cutmix (mixed in the
+    pipeline's workers), float32 soft targets (N, num_classes). Evaluation: every sample of the shard once, in a fixed order (shuffled by seed with
     eval_shuffle, MindCV's option), the last batch may be smaller.
     """
 
@@ -91,17 +91,21 @@ class ImageLoader:
         data = ds.GeneratorDataset(_Reader(self.samples, order), ["image", "label", "index"], shuffle=False,
                                    python_multiprocessing=False)
         data = data.map(self.image_ops(), input_columns="image", num_parallel_workers=self.num_workers)
-        return data.batch(self.batch_size, drop_remainder=False)
+        if not (self.training and self.settings.mixes):
+            return data.batch(self.batch_size, drop_remainder=False)
+        # Mixup/CutMix in the pipeline's workers, ahead of the step, with a generator per (seed, epoch, shard,
+        # batch): the same mix whichever worker runs it, and for a resumed run.
+        settings, num_classes, seeds = self.settings, self.num_classes, [self.seed, epoch, self.shard_id, 1]
 
-    def _finish(self, images, labels, rng):
-        if self.training and self.settings.mixes:
-            return mix_batch(images, labels, self.settings, self.num_classes, rng)
-        return images, labels
+        def mix(images, labels, batch_info):
+            rng = np.random.default_rng([*seeds, batch_info.get_batch_num()])
+            return mix_batch(np.stack(images), np.stack(labels), settings, num_classes, rng)
+        return data.batch(self.batch_size, drop_remainder=False, input_columns=["image", "label"],
+                          per_batch_map=mix, num_parallel_workers=self.num_workers)
 
     def epoch(self, epoch):
         """Yield (images float32 (N, 3, H, W), labels) for `epoch`; report unreadable files when it ends."""
         order = self.shard_order(epoch)
-        rng = np.random.default_rng([self.seed, epoch, self.shard_id, 1])
         seen, full_batches, partial, last = [], 0, None, None
         for images, labels, indices in self.pipeline(order, epoch).create_tuple_iterator(output_numpy=True,
                                                                                           num_epochs=1):
@@ -110,7 +114,7 @@ class ImageLoader:
                 partial = (images, labels)  # a partial batch would recompile the graph: held back
                 continue
             last, full_batches = (images, labels), full_batches + 1
-            yield self._finish(images, labels, rng)
+            yield images, labels
         # Unreadable files can leave fewer full batches than len(self); every rank must take the same number of
         # steps, so the missing ones are made from the held-back partial batch topped up with the last full one.
         while self.training and full_batches < len(self) and (partial or last):
@@ -118,7 +122,7 @@ class ImageLoader:
             images = np.concatenate([p[0] for p in parts])[:self.batch_size]
             labels = np.concatenate([p[1] for p in parts])[:self.batch_size]
             partial, full_batches = None, full_batches + 1
-            yield self._finish(images, labels, rng)
+            yield images, labels
         dropped = np.setdiff1d(order, np.concatenate(seen) if seen else [])
         if len(dropped):
             files = [self.samples.describe(i) for i in dropped]
