@@ -116,7 +116,8 @@ def ours(args, images, labels, runtime):
     from mindcv_resnext.engine.loss import CrossEntropy
     from mindcv_resnext.engine.optim import create_optimizer
     from mindcv_resnext.engine.step import TrainStep, cast_network, recompute_blocks
-    from mindcv_resnext.export import export_network, for_deployment
+    from mindcv_resnext.commands import onnxruntime_network
+    from mindcv_resnext.export import for_deployment
     from mindcv_resnext.runtime import jit
     set_mindspore_mode(args.mode)
     model = create_model(args.model)
@@ -129,12 +130,10 @@ def ours(args, images, labels, runtime):
         step = TrainStep(cast_network(model, args.amp_level), CrossEntropy(model.num_classes), optimizer,
                          low_precision=args.amp_level != "O0")
         return lambda: step(x, y)[0].asnumpy()
-    network, _ = for_deployment(model)
-    if runtime == "onnxruntime":
-        path = os.path.join(tempfile.mkdtemp(), "model.onnx")
-        export_network(network, path, "ONNX", images.shape)
-        return onnxruntime_step(path, images)
-    network = cast_network(network, args.amp_level)
+    if runtime == "onnxruntime":  # what infer.py --runtime onnxruntime runs
+        network = onnxruntime_network(model, images.shape)
+        return lambda: network(images)
+    network = cast_network(for_deployment(model)[0], args.amp_level)
     forward = jit(network.construct) if args.mode == "graph" else network
     return lambda: forward(x).asnumpy()
 
@@ -194,14 +193,9 @@ def torch_onnxruntime(args, images):
     model = torch_model(args, _num_classes(args)).eval()
     path = os.path.join(tempfile.mkdtemp(), "torch.onnx")
     torch.onnx.export(model, torch.from_numpy(images), path, dynamo=False)
-    return onnxruntime_step(path, images)
-
-
-def onnxruntime_step(path, images):
-    import onnxruntime
-    session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
-    feed = {session.get_inputs()[0].name: images}
-    return lambda: session.run(None, feed)[0]
+    from mindcv_resnext.export import OnnxRuntimeNetwork
+    network = OnnxRuntimeNetwork(path)
+    return lambda: network(images)
 
 
 def _num_classes(args):
