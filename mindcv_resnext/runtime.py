@@ -94,3 +94,10 @@ def current_runtime():
     """What this process runs on (for run.json and the start line), as set by setup_runtime or MindSpore's defaults."""
     level = "O2" if _jit_options.get("backend") == "GE" else _jit_options.get("jit_level", "O0")
     return Runtime(ms.get_context("device_target"), ms.get_context("mode"), level)
+
+
+def waits_for_each_step():
+    """Whether a training loop should wait for each step to finish before launching the next. On the CPU the
+    "device" is the host's own cores: a step launched while the last still runs slows both (640 vs 300 ms a step on
+    2 cores, docs/performance.md). An accelerator runs ahead of the host, and a wait would idle it."""
+    return ms.get_context("device_target") == "CPU"

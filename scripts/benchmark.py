@@ -18,7 +18,7 @@ What each row times, on the same random input (seeded, identical for every row):
 - loop: our whole training loop (trainer.train_one_epoch: data pipeline, step, progress, loss read-back) over an
   epoch of the demo data (the demo recipe, generated in a temp folder; image_size defaults to its 48), beside the
   bare compiled step called as many times on one batch; loop_vs_bare is their ratio of images/s, data_wait the
-  share of the loop's time spent waiting for a batch. After a warm-up epoch, three epochs alternate with three bare
+  share of the loop's time spent waiting for a batch. After a warm-up epoch, five epochs alternate with five bare
   runs; the best of each is reported.
 
 Every row runs in a fresh process (spawned), so that one framework's threads, caches and memory do not touch
@@ -47,7 +47,7 @@ from mindcv_resnext.config import ConfigError, Key, parse_command_line  # noqa: 
 
 COMPARE = ("mindcv", "torch")
 RUNTIMES = ("mindspore", "onnxruntime")
-LOOP_ROUNDS = 3
+LOOP_ROUNDS = 5
 DEMO_RECIPE = os.path.join(ROOT, "configs/demo/resnext_demo_cpu.yaml")
 OPTIONS = (Key("model", "str", "resnext50_32x4d", "the network (any name create_model builds)"),
            Key("batch_size", "int", 8, "images per step", low=1),
@@ -208,7 +208,7 @@ def loop_row(args):
     from mindcv_resnext.config import resolve_config
     from mindcv_resnext.data.demo import make_demo_dataset
     from mindcv_resnext.engine.trainer import build_run, train_one_epoch
-    from mindcv_resnext.runtime import setup_runtime
+    from mindcv_resnext.runtime import setup_runtime, waits_for_each_step
     import mindspore as ms
     folder = tempfile.mkdtemp()
     make_demo_dataset(folder, train_per_class=max(30 * args.batch_size // 10, args.batch_size), val_per_class=1,
@@ -217,20 +217,25 @@ def loop_row(args):
                              "--ckpt_save_dir", os.path.join(folder, "out"), "--model", args.model, "--batch_size",
                              str(args.batch_size), "--image_resize", str(args.image_size), "--val_while_train",
                              "false", "--mode", "0" if args.mode == "graph" else "1", "--amp_level", args.amp_level,
-                             "--log_interval", "10"])
+                             "--log_interval", "10",
+                             "--epoch_size", str(1 + 2 * LOOP_ROUNDS)])  # the schedule covers the bare steps too
     setup_runtime(config)
     run = build_run(config, 0, 1, None, lambda line: None)
     train_one_epoch(run, 1)  # compiles the step and warms the pipeline
     images, labels = next(iter(run.train_loader.epoch(0)))
     x, y = ms.Tensor(images), ms.Tensor(labels)
     steps, loop, bare, waits = run.steps_per_epoch, [], [], []
+    wait_each_step = waits_for_each_step()
     for epoch in range(2, 2 + LOOP_ROUNDS):  # alternated, the best of each: a busy neighbour slows both alike
         record = train_one_epoch(run, epoch)
         loop.append(record["seconds"])
         waits.append(record["data_wait"])
         started = time.perf_counter()
-        losses = [run.step(x, y)[0] for _ in range(steps)]
-        losses[-1].asnumpy()
+        for _ in range(steps):  # waits for each step where the loop does
+            loss = run.step(x, y)[0]
+            if wait_each_step:
+                loss.asnumpy()
+        loss.asnumpy()
         bare.append(time.perf_counter() - started)
     loop_speed, bare_speed = steps * args.batch_size / min(loop), steps * args.batch_size / min(bare)
     return dict(impl="mindcv_resnext", runtime="mindspore", task="loop", model=args.model,

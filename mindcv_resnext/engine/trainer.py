@@ -24,7 +24,7 @@ from ..distributed import all_reduce_sum, average_batchnorm_statistics
 from ..evaluate import batch_counts_fn, evaluate
 from ..logs import LOGGER, log_to_file, log_to_memory
 from ..pretrained import PRETRAINED_WEIGHTS_ALONE, pretrained_checkpoint
-from ..runtime import current_runtime
+from ..runtime import current_runtime, waits_for_each_step
 from .curves import draw_curves
 from .ema import EMA
 from .loss import CrossEntropy
@@ -298,7 +298,9 @@ def train_one_epoch(run, epoch):
                              interactive=None if run.is_main else False)
     # The loss and the finite flag of each step stay on the device; the host reads them back every log_interval
     # steps (and at the end), so an accelerator is never made to wait on them. The global step is counted here.
+    # On the CPU alone the loop waits for each step to finish (runtime.waits_for_each_step says why).
     first_step, accumulation = run.global_step(), config.gradient_accumulation_steps
+    wait_each_step = waits_for_each_step()
     pending, overflowed = [], 0
 
     def read_back(steps_done):
@@ -317,6 +319,8 @@ def train_one_epoch(run, epoch):
             break
         data_seconds = time.perf_counter() - waited
         pending.append(run.step(ms.Tensor(images), ms.Tensor(labels)))
+        if wait_each_step:
+            pending[-1][0].asnumpy()
         progress.step(len(labels), data_seconds)
         if i % config.log_interval == 0:
             overflowed += read_back(i)
