@@ -4,10 +4,15 @@ MindSpore's `load_param_into_net` skips a parameter that the file lacks without 
 `strict_load=True`, so a typo'd or foreign checkpoint leaves random weights behind in silence. Here every parameter of
 the network must be in the file with the same shape, or nothing is loaded and the error names what does not fit.
 """
+import glob
 import json
 import os
+import tempfile
 
 import mindspore as ms
+
+
+TEMPORARY_SUFFIX = ".tmp.ckpt"  # .latest.ckpt.<pid>.tmp.ckpt: what save_checkpoint writes before the rename
 
 
 class CheckpointError(ValueError):
@@ -92,13 +97,49 @@ def save_checkpoint(path, network, meta, extra_state=None):
     # (`bn1.gamma`) that the plain network, validate.py and MindCV load by.
     entries = [{"name": param.name, "data": param} for param in network.get_parameters()]
     entries += [{"name": name, "data": param} for name, param in (extra_state or {}).items()]
-    temporary = os.path.join(folder, f".{os.path.basename(path)}.{os.getpid()}.tmp.ckpt")
+    temporary = os.path.join(folder, f".{os.path.basename(path)}.{os.getpid()}{TEMPORARY_SUFFIX}")
     try:
         ms.save_checkpoint(entries, temporary, append_dict={"meta": json.dumps(dict(meta, format=FORMAT))})
+        with open(temporary, "rb") as written:  # on the disk before the rename, so that a power cut cannot empty it
+            os.fsync(written.fileno())
         os.replace(temporary, path)
+    except (OSError, RuntimeError) as err:  # a full disk, a quota, a file-size limit (MindSpore may wrap the OSError)
+        kept = "the previous file there is unchanged" if os.path.isfile(path) else "no file was written"
+        raise CheckpointError(f"cannot write checkpoint {path}: {_first_line(err)}; {kept}. Free space there or "
+                              "choose another ckpt_save_dir, then resume with --resume auto") from err
     finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
+        for leftover in (temporary, temporary[:-len(".ckpt")] + ".tmp"):  # MindSpore writes .tmp, renames to .ckpt
+            if os.path.exists(leftover):
+                os.remove(leftover)
+
+
+def remove_stale_temporaries(folder):
+    """The half-written files of a process killed while it saved into `folder` (its checkpoints are whole)."""
+    for pattern in ("*" + TEMPORARY_SUFFIX, "*" + TEMPORARY_SUFFIX[:-len(".ckpt")] + ".tmp"):
+        for leftover in glob.glob(os.path.join(glob.escape(folder), "." + pattern)):
+            os.remove(leftover)
+
+
+def _first_line(err):
+    text = (getattr(err, "strerror", None) or str(err)).strip().splitlines()
+    return text[0] if text else type(err).__name__
+
+
+def check_writable_folder(folder):
+    """Raise CheckpointError unless `folder` exists as a writable folder or can be created: checked before a run
+    reads data or compiles anything, and without leaving anything behind (a folder not there yet is not made)."""
+    existing = os.path.abspath(folder)
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        raise CheckpointError(f"cannot create the output folder {folder}: {existing} is a file, not a folder "
+                              "(choose another ckpt_save_dir)")
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as err:
+        raise CheckpointError(f"cannot write to the output folder {folder} ({existing}: {_first_line(err)}): choose "
+                              "another ckpt_save_dir") from None
 
 
 def checkpoint_meta(state):

@@ -5,7 +5,8 @@ of config.parse_command_line, and an input error is one line on stderr with a no
         run_main(command)          # command(argv) -> exit code; argv is sys.argv[1:]
 
 Exit codes: 0 done (and --help), 2 a recipe, flag or model name that cannot be used, 1 data or a checkpoint that
-cannot be used (the error classes carry their `exit_code`), 130 Ctrl-C. --debug shows the traceback instead.
+cannot be used (the error classes carry their `exit_code`), 75 a training run stopped by SIGTERM or Ctrl-C after
+writing where it was (engine/stopping.py), 130 Ctrl-C anywhere else (or twice). --debug shows the traceback.
 """
 import sys
 
@@ -38,8 +39,8 @@ def run_guarded(command, argv):
     except Exception as err:
         if debug:
             raise
-        if hasattr(err, "exit_code"):  # ConfigError, DataError, CheckpointError, UnknownModelError
-            print(f"error: {err}", file=sys.stderr)
+        if hasattr(err, "exit_code"):  # ConfigError, DataError, CheckpointError, UnknownModelError, TrainingStopped
+            print(f"{getattr(err, 'label', 'error')}: {err}", file=sys.stderr)
             return err.exit_code
         text = str(err).strip().splitlines()  # nothing recognised it: still one line, the traceback on request
         print(f"error: {type(err).__name__}: {text[0] if text else 'no message'} (run again with --debug for the "

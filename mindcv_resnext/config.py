@@ -206,6 +206,9 @@ SCHEMA = [
         _k("loss_scale", "float", 1.0, "loss scale (1: none); the starting scale when dynamic", low=1),
         _k("drop_overflow_update", "bool", True, "skip the update of a step whose gradients overflowed (dynamic "
            "scaling always does); false applies it, as MindCV's default does"),
+        _k("max_nonfinite_steps", "int", 10, "stop the run after this many consecutive steps whose loss or "
+           "gradients are not finite (without dynamic loss scaling, which skips them and adjusts); 0: never stop",
+           low=0),
     ),
 ]
 SCHEMA_BY_NAME = {key.name: key for key in SCHEMA}

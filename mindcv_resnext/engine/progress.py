@@ -26,8 +26,15 @@ class EpochProgress:
         self.bar = tqdm(total=steps, desc=f"epoch {epoch}/{epochs}", unit="step", dynamic_ncols=True,
                         leave=False) if interactive else None
         self.done, self.losses, self.images, self.data_seconds, self.points = 0, [], 0, 0.0, []
-        self.recent, self.lr = None, None
+        self.recent, self.lr, self.resumed_at = None, None, 0
         self.started = time.perf_counter()
+
+    def resume(self, done, losses, points):
+        """Continue an epoch a stopped run left after `done` steps, with the losses and curve points it had read."""
+        self.done = self.resumed_at = done
+        self.losses, self.points = list(losses), [tuple(point) for point in points]
+        if self.bar is not None:
+            self.bar.update(done)
 
     def status(self):
         elapsed = max(time.perf_counter() - self.started, 1e-9)
@@ -49,7 +56,7 @@ class EpochProgress:
         self.recent, self.lr = float(np.mean(self.losses[-self.log_interval:])), lr
         self.points.append((global_step, round(self.recent, 5)))
         if self.bar is None and self.done % self.log_interval == 0:
-            eta = (time.perf_counter() - self.started) / self.done * (self.steps - self.done)
+            eta = (time.perf_counter() - self.started) / (self.done - self.resumed_at) * (self.steps - self.done)
             self.log(f"epoch {self.epoch}/{self.epochs} step {self.done}/{self.steps}: {self.status()}, "
                      f"epoch ETA {duration(eta)}")
 

@@ -3,9 +3,11 @@
     train(config):
         build_run        data, model (fresh, fine-tuned from ckpt_path, or a linear probe), lr schedule,
                          optimizer, EMA, compiled step
-        resume_run       weights, optimizer, EMA and loss scale of a checkpoint; the metrics so far
+        resume_run       weights, optimizer, EMA and loss scale of a checkpoint; the metrics so far; the batch
+                         within the epoch where a stopped run stopped
         start_run        config.yaml, run.json, train.log and a short summary
         for each epoch:  train_one_epoch -> validate_epoch -> save_epoch
+    SIGTERM or Ctrl-C:   the step finishes, save_position writes where the run is, TrainingStopped (exit 75)
 """
 import dataclasses
 import glob
@@ -17,8 +19,8 @@ import mindspore as ms
 import numpy as np
 
 from ..builders import EVAL_TRANSFORM_KEYS, model_from_config, model_options, split_loader
-from ..checkpoint import (HEAD_PREFIX, load_training_state, load_weights_for_finetuning, read_checkpoint,
-                          save_checkpoint, stem_pool_pad_of)
+from ..checkpoint import (HEAD_PREFIX, check_writable_folder, load_training_state, load_weights_for_finetuning,
+                          read_checkpoint, remove_stale_temporaries, save_checkpoint, stem_pool_pad_of)
 from ..config import ConfigError, scale_learning_rate
 from ..distributed import all_reduce_sum, average_batchnorm_statistics
 from ..evaluate import batch_counts_fn, evaluate
@@ -32,6 +34,7 @@ from .optim import create_optimizer
 from .progress import EpochProgress, duration
 from .schedule import schedule_from_config
 from .step import TrainStep, cast_network, loss_scaling, recompute_blocks
+from .stopping import NonFiniteLossError, StopSignals, TrainingStopped
 
 HEAD_CELLS = ("dropout", "classifier")  # what a linear probe trains; every other cell of the model is the backbone
 
@@ -61,6 +64,8 @@ class Run:
     records: list = dataclasses.field(default_factory=list)  # one metrics dict per epoch, resumed ones included
     best_top1: float = None
     resumed_from: str = None
+    stop: StopSignals = None    # the signals that ask the run to stop
+    nonfinite_streak: int = 0   # consecutive steps whose loss or gradients were not finite, across epochs
 
     @property
     def is_main(self):
@@ -97,21 +102,29 @@ def train(config, rank=0, world_size=1, grad_reducer_factory=None, log=None):
     early = log_to_memory()  # the lines before the output folder is written to: train.log starts with them
     file_log = None
     try:
-        run = build_run(config, rank, world_size, grad_reducer_factory, say)
-        start_epoch = resume_run(run)
-        start_run(run, start_epoch)
-        if run.is_main:
-            file_log = log_to_file(run.path("train.log"), early)
-        summary, started = RunSummary(best_top1=run.best_top1), time.perf_counter()
-        for epoch in range(start_epoch + 1, config.epoch_size + 1):  # epochs count from 1
-            record = train_one_epoch(run, epoch)
-            improved = validate_epoch(run, epoch, record)
-            run.records.append(record)
+        with StopSignals() as stop:
+            if rank == 0:  # before any data is read or graph compiled
+                check_writable_folder(config.ckpt_save_dir)
+            run = build_run(config, rank, world_size, grad_reducer_factory, say)
+            run.stop = stop
+            start_epoch, partial = resume_run(run)
+            start_run(run, start_epoch)
             if run.is_main:
-                save_epoch(run, epoch, record, improved)
-            summary.epochs_run += 1
-            summary.overflow_steps += record["overflow_steps"]
-            summary.last = record
+                file_log = log_to_file(run.path("train.log"), early)
+            summary, started = RunSummary(best_top1=run.best_top1), time.perf_counter()
+            for epoch in range(start_epoch + 1, config.epoch_size + 1):  # epochs count from 1
+                record = train_one_epoch(run, epoch, partial if epoch == start_epoch + 1 else None)
+                if record.get("stopped_at"):
+                    stop_mid_epoch(run, epoch, record)
+                improved = validate_epoch(run, epoch, record)
+                run.records.append(record)
+                if run.is_main:
+                    save_epoch(run, epoch, record, improved)
+                summary.epochs_run += 1
+                summary.overflow_steps += record["overflow_steps"]
+                summary.last = record
+                if epoch < config.epoch_size and stop.requested(world_size):
+                    raise TrainingStopped(stopped_line(run, f"after epoch {epoch}"))
         summary.seconds = time.perf_counter() - started
         if run.is_main:  # the run's result, once
             best = f", best val top-1 {run.best_top1:.4f}" if run.best_top1 is not None else ""
@@ -221,20 +234,23 @@ def set_training_mode(model, frozen_backbone):
 # --- resuming and starting ----------------------------------------------------------------------------------------
 
 def resume_run(run):
-    """Load a checkpoint's training state when the config resumes; returns the last epoch done (0 for a new run).
+    """Load a checkpoint's training state when the config resumes; returns the last epoch done (0 for a new run) and,
+    for a run stopped mid-epoch, what it had done of the next (see save_position; else None).
 
     The optimizer's global step places the lr; EMA and loss scale continue; the data order follows the epoch."""
     path = find_resume_checkpoint(run.config, run.log) if run.config.resume else None
     if not path:
-        return 0
+        return 0, None
     meta = load_training_state(path, run.model, run.step.state())
     run.best_top1, run.resumed_from = meta.get("best_top1"), path
     metrics = run.path("metrics.jsonl")
     if os.path.isfile(metrics):
         with open(metrics) as f:
             run.records = [r for r in map(json.loads, f) if r["epoch"] <= meta["epoch"]]
-    run.log(f"resumed from {path}: epoch {meta['epoch']} done, global step {meta['global_step']}")
-    return meta["epoch"]
+    partial = meta.get("partial_epoch")
+    within = f", and {partial['batches']} batches of epoch {meta['epoch'] + 1}" if partial else ""
+    run.log(f"resumed from {path}: epoch {meta['epoch']} done{within}, global step {meta['global_step']}")
+    return meta["epoch"], partial
 
 
 def find_resume_checkpoint(config, log):
@@ -258,6 +274,7 @@ def start_run(run, start_epoch):
     if not run.is_main:
         return
     os.makedirs(config.ckpt_save_dir, exist_ok=True)
+    remove_stale_temporaries(config.ckpt_save_dir)
     with open(run.path("config.yaml"), "w") as f:
         f.write(config.to_yaml())
     record = dict(device_target=runtime.device, mode=runtime.mode, jit_level=runtime.jit_level,
@@ -288,46 +305,67 @@ def start_run(run, start_epoch):
 
 # --- one epoch ------------------------------------------------------------------------------------------------------
 
-def train_one_epoch(run, epoch):
+def train_one_epoch(run, epoch, resumed=None):
     """The epoch's steps (whole accumulation windows only); returns its metrics record. The train loss is the mean
-    over every rank's batches."""
+    over every rank's batches. `resumed` (from a checkpoint save_position wrote) holds what a stopped run had done of
+    this epoch: its batches are drawn again, so that the rest come in the same order with the same augmentation, but
+    not trained on. A stop request ends the epoch early: the record then says where (`stopped_at`, a batch count)."""
     config = run.config
     set_training_mode(run.model, config.freeze_backbone)
     batches = run.steps_per_epoch * config.gradient_accumulation_steps
     progress = EpochProgress(epoch, config.epoch_size, batches, config.log_interval, run.log,
                              interactive=None if run.is_main else False)
+    skip = resumed["batches"] if resumed else 0
+    if resumed:
+        progress.resume(skip, resumed["losses"], resumed["points"])
     # The loss and the finite flag of each step stay on the device; the host reads them back every log_interval
     # steps (and at the end), so an accelerator is never made to wait on them. The global step is counted here.
     # On the CPU alone the loop waits for each step to finish (runtime.waits_for_each_step says why).
-    first_step, accumulation = run.global_step(), config.gradient_accumulation_steps
+    first_step, accumulation = run.global_step() - skip // config.gradient_accumulation_steps, \
+        config.gradient_accumulation_steps
     wait_each_step = waits_for_each_step()
-    pending, overflowed = [], 0
+    pending, overflowed = [], resumed["overflow_steps"] if resumed else 0
 
     def read_back(steps_done):
         """Read the pending losses and flags from the device; returns how many steps were not finite."""
         global_step = first_step + steps_done // accumulation
+        lr = float(run.schedule[min(max(global_step - 1, 0), len(run.schedule) - 1)])  # the last step's
         losses = [float(loss.asnumpy()) for loss, _ in pending]
-        not_finite = sum(not bool(finite.asnumpy()) for _, finite in pending)
+        finite = [bool(flag.asnumpy()) for _, flag in pending]
         pending.clear()
-        progress.losses_read(global_step, losses, float(run.schedule[min(global_step, len(run.schedule) - 1)]))
-        return not_finite
+        progress.losses_read(global_step, losses, lr)
+        check_nonfinite_streak(run, finite, global_step, lr)
+        return finite.count(False)
 
-    i, waited = 0, time.perf_counter()
+    i, stopped_at, waited = 0, None, time.perf_counter()
     for i, (images, labels) in enumerate(run.train_loader.epoch(epoch - 1), start=1):
         if i > batches:
             i = batches
             break
+        if i <= skip:  # trained before the run was stopped
+            waited = time.perf_counter()
+            continue
         data_seconds = time.perf_counter() - waited
         pending.append(run.step(ms.Tensor(images), ms.Tensor(labels)))
         if wait_each_step:
             pending[-1][0].asnumpy()
         progress.step(len(labels), data_seconds)
-        if i % config.log_interval == 0:
+        read_now = i % config.log_interval == 0
+        if read_now:
             overflowed += read_back(i)
+        # A stop is agreed at a step boundary: with one process after any step, with several where they all read
+        # back (the agreement is a collective).
+        if i % accumulation == 0 and i < batches and (read_now or run.world_size == 1) and \
+                run.stop.requested(run.world_size):
+            stopped_at = i
+            break
         waited = time.perf_counter()
     if pending:
         overflowed += read_back(i)
     losses = progress.losses
+    if stopped_at:
+        return dict(epoch=epoch, stopped_at=stopped_at, losses=losses, points=progress.points,
+                    overflow_steps=overflowed)
     loss_sum, loss_count = all_reduce_sum([np.sum(losses), len(losses)], run.world_size)
     train_loss = float(loss_sum / loss_count) if loss_count else None
     seconds = progress.finish(train_loss, config.epoch_size - epoch)
@@ -339,6 +377,36 @@ def train_one_epoch(run, epoch):
                 lr=float(run.schedule[min(epoch * run.steps_per_epoch - 1, len(run.schedule) - 1)]),
                 overflow_steps=overflowed, unreadable_images=len(run.train_loader.skipped),
                 seconds=round(seconds, 2), data_wait=round(progress.data_seconds / max(seconds, 1e-9), 4))
+
+
+def check_nonfinite_streak(run, finite, global_step, lr):
+    """Count consecutive non-finite steps (`finite`: the flags of the steps just read, in order); stop the run when
+    max_nonfinite_steps of them follow each other. Dynamic loss scaling expects them: it skips each and adjusts."""
+    config = run.config
+    limit = config.max_nonfinite_steps
+    for ok in finite:
+        run.nonfinite_streak = 0 if ok else run.nonfinite_streak + 1
+    if run.dynamic_loss_scale or not limit or run.nonfinite_streak < limit:
+        return
+    latest = run.path("latest.ckpt")
+    raise NonFiniteLossError(
+        f"{run.nonfinite_streak} consecutive steps up to global step {global_step} (lr {lr:.4g}) had a non-finite loss "
+        f"or gradients (max_nonfinite_steps {limit}): stopped, nothing saved; the last good checkpoint is " +
+        (latest if os.path.isfile(latest) else "none (no epoch finished)") +
+        ". Lower lr, set clip_grad true, check the data, or resume from it with --resume auto")
+
+
+def stop_mid_epoch(run, epoch, record):
+    """A stop request inside an epoch: write the exact position, then raise TrainingStopped."""
+    if run.is_main:
+        save_position(run, epoch, record)
+    raise TrainingStopped(stopped_line(run, f"at epoch {epoch} batch {record['stopped_at']}/"
+                                            f"{run.steps_per_epoch * run.config.gradient_accumulation_steps}"))
+
+
+def stopped_line(run, where):
+    return (f"stopped by {run.stop.received or 'another rank'} {where} (global step {run.global_step()}); "
+            f"{run.path('latest.ckpt')} holds this position: run the same command with --resume auto to continue")
 
 
 def validate_epoch(run, epoch, record):
@@ -372,17 +440,40 @@ def save_epoch(run, epoch, record, improved):
     keep_checkpoint_max of them), metrics.jsonl and curves.png."""
     config = run.config
     meta = checkpoint_metadata(config, run.train_loader.class_names, epoch, run.global_step(), run.best_top1, record)
-    state = run.step.state()
-    save_checkpoint(run.path("latest.ckpt"), run.model, meta, state)
-    if improved:
-        save_checkpoint(run.path("best.ckpt"), run.model, meta, state)
-    if config.keep_checkpoint_max and epoch % config.ckpt_save_interval == 0:
-        save_checkpoint(run.path(f"epoch_{epoch:04d}.ckpt"), run.model, meta, state)
+    every_n = config.keep_checkpoint_max and epoch % config.ckpt_save_interval == 0
+    save_weights(run, [run.path("latest.ckpt")] + [run.path("best.ckpt")] * improved +
+                 [run.path(f"epoch_{epoch:04d}.ckpt")] * bool(every_n), meta)
+    if every_n:
         prune_epoch_checkpoints(config.ckpt_save_dir, config.keep_checkpoint_max, config.ckpt_save_policy,
                                 run.records)
     with open(run.path("metrics.jsonl"), "w") as f:
         f.writelines(json.dumps(r) + "\n" for r in run.records)
     draw_curves(run.records, run.schedule, run.steps_per_epoch, run.path("curves.png"))
+
+
+def save_position(run, epoch, record):
+    """latest.ckpt for a run stopped inside `epoch`: the epoch before it is done, and `partial_epoch` says what was
+    done of this one (batches, their losses and curve points, overflowed steps) so that resume takes it from there.
+    best.ckpt and epoch checkpoints are left as they are."""
+    previous = run.records[-1] if run.records else {}
+    meta = checkpoint_metadata(run.config, run.train_loader.class_names, epoch - 1, run.global_step(), run.best_top1,
+                               previous)
+    meta["partial_epoch"] = dict(batches=record["stopped_at"], losses=record["losses"], points=record["points"],
+                                 overflow_steps=record["overflow_steps"])
+    save_weights(run, [run.path("latest.ckpt")], meta)
+
+
+def save_weights(run, paths, meta):
+    """The model and training state to each of `paths` (atomically), unless a weight is not finite: then none is
+    written, the files there are kept, and the run stops."""
+    bad = [p.name for p in run.model.get_parameters() if not np.isfinite(p.asnumpy()).all()]
+    if bad:
+        raise NonFiniteLossError(f"{len(bad)} weight tensor(s) are not finite ({', '.join(bad[:3])}) at global step "
+                                 f"{meta['global_step']}: not saved; the last good checkpoint is "
+                                 f"{run.path('latest.ckpt')} (if written). Lower lr or set clip_grad true")
+    state = run.step.state()
+    for path in paths:
+        save_checkpoint(path, run.model, meta, state)
 
 
 def checkpoint_metadata(config, class_names, epoch, global_step, best_top1, metrics):

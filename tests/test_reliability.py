@@ -1,0 +1,141 @@
+"""Reliability: a run stopped by SIGTERM or Ctrl-C writes its exact position and resumes to the weights of a run that
+was never stopped; a run whose loss stays non-finite stops and never saves non-finite weights; an output folder that
+cannot be written is found before anything else; a checkpoint write that fails keeps the previous file."""
+import os
+import resource
+import signal
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from mindcv_resnext.checkpoint import CheckpointError, checkpoint_meta, read_checkpoint
+from mindcv_resnext.engine.stopping import STOPPED_EXIT_CODE, NonFiniteLossError, TrainingStopped
+from test_readback import ROOT, flags, network_entries, run, tiny  # noqa: F401 (tiny is a fixture)
+
+ENV = dict(os.environ, GLOG_v="3")
+
+
+def signal_at(prefix, number=signal.SIGTERM):
+    """A log callback that sends this process `number` when a line starts with `prefix`."""
+    def log(line):
+        if line.startswith(prefix):
+            os.kill(os.getpid(), number)
+    return log
+
+
+def files_in(folder):
+    return sorted(os.listdir(folder)) if os.path.isdir(folder) else []
+
+
+def assert_same_weights(path, expected_path):
+    expected, got = network_entries(expected_path), network_entries(path)
+    assert set(got) == set(expected)
+    for name in expected:
+        np.testing.assert_array_equal(got[name], expected[name], err_msg=name)
+
+
+@pytest.fixture(scope="module")
+def straight(tiny, tmp_path_factory):
+    """Two epochs (6 steps each) never stopped."""
+    out = tmp_path_factory.mktemp("straight")
+    run(*flags(tiny, out, "--log_interval", "1"))
+    return out
+
+
+# --- SIGTERM and Ctrl-C ------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("number", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_mid_epoch_saves_the_exact_position_and_resume_ends_as_an_uninterrupted_run(number, straight, tiny,
+                                                                                             tmp_path):
+    with pytest.raises(TrainingStopped, match="--resume auto") as stopped:
+        run(*flags(tiny, tmp_path, "--log_interval", "1"), log=signal_at("epoch 2/2 step 2/", number))
+    # MindSpore relays a Ctrl-C that comes while it runs graphs as SIGTERM (engine/stopping.py)
+    assert "stopped by SIGTERM at epoch 2 batch 2/6 (global step 8)" in str(stopped.value)
+    assert "epoch_0002.ckpt" not in files_in(tmp_path) and not any(".tmp" in name for name in files_in(tmp_path))
+    meta = checkpoint_meta(read_checkpoint(tmp_path / "latest.ckpt"))
+    assert (meta["epoch"], meta["global_step"], meta["partial_epoch"]["batches"]) == (1, 8, 2)
+    assert len(meta["partial_epoch"]["losses"]) == 2
+
+    lines = []
+    resumed = run(*flags(tiny, tmp_path, "--log_interval", "1", "--resume", "auto"), log=lines.append)
+    assert any("epoch 1 done, and 2 batches of epoch 2, global step 8" in line for line in lines)
+    assert resumed.epochs_run == 1
+    # Bit for bit: the CPU kernels are deterministic, the data order and augmentation follow the epoch, the skipped
+    # batches are drawn again (not trained on) so the rest come with the same random crops.
+    assert_same_weights(tmp_path / "latest.ckpt", straight / "latest.ckpt")
+    assert resumed.last["train_loss"] == pytest.approx(read_metrics(straight)[-1]["train_loss"], rel=1e-6)
+
+
+def read_metrics(folder):
+    import json
+    with open(folder / "metrics.jsonl") as f:
+        return [json.loads(line) for line in f]
+
+
+def test_sigterm_to_train_py_exits_75_with_one_line_saying_how_to_resume(tiny, tmp_path):
+    process = subprocess.Popen([sys.executable, "train.py", *flags(tiny, tmp_path, "--epoch_size", "20",
+                                                                   "--log_interval", "1")],
+                               cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    output = []
+    for line in process.stdout:
+        output.append(line)
+        if line.startswith("epoch 2/20 step 3/"):
+            process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=120) == STOPPED_EXIT_CODE, "".join(output)
+    last = output[-1].strip()
+    assert last.startswith("interrupted: stopped by SIGTERM at epoch 2 batch ") and last.endswith("--resume auto to continue")
+    assert "Traceback" not in "".join(output)
+    meta = checkpoint_meta(read_checkpoint(tmp_path / "latest.ckpt"))
+    assert meta["epoch"] == 1 and 3 <= meta["partial_epoch"]["batches"] < 6
+
+
+# --- non-finite losses -----------------------------------------------------------------------------------------------
+
+def test_consecutive_non_finite_steps_stop_the_run_naming_step_lr_and_checkpoint(tiny, tmp_path):
+    with pytest.raises(NonFiniteLossError) as stopped:
+        run(*flags(tiny, tmp_path, "--lr", "1e30", "--opt", "sgd", "--max_nonfinite_steps", "3",
+                   "--log_interval", "1"))
+    message = str(stopped.value)
+    assert "3 consecutive steps up to global step 4 (lr 8.536e+29)" in message  # steps 2-4 overflowed
+    assert "last good checkpoint is none" in message
+    assert "latest.ckpt" not in files_in(tmp_path) and "best.ckpt" not in files_in(tmp_path)
+
+
+def test_non_finite_weights_are_never_saved_and_the_last_checkpoint_stays(straight, tiny, tmp_path):
+    out = tmp_path / "run"
+    run(*flags(tiny, out, "--epoch_size", "1"))
+    before = {name: (out / name).read_bytes() for name in ("latest.ckpt", "best.ckpt")}
+    with pytest.raises(NonFiniteLossError, match="not finite .* not saved"):  # the updates are applied regardless
+        run(*flags(tiny, out, "--resume", "auto", "--lr", "1e30", "--opt", "sgd", "--drop_overflow_update",
+                   "false", "--max_nonfinite_steps", "0"))
+    assert {name: (out / name).read_bytes() for name in before} == before
+    assert all(np.isfinite(value).all() for value in network_entries(out / "latest.ckpt").values())
+
+
+# --- disk and paths ----------------------------------------------------------------------------------------------
+
+def test_an_output_folder_that_cannot_be_made_is_found_before_the_data(tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    with pytest.raises(CheckpointError, match="a_file is a file, not a folder"):
+        run(*flags(tmp_path / "no_data_here", blocker / "out"))  # the data folder does not exist either
+
+
+def test_a_checkpoint_write_that_fails_keeps_the_previous_file_and_says_so(tiny, tmp_path):
+    """A real failing write: the process's file-size limit (RLIMIT_FSIZE) below a checkpoint's size, as a full disk
+    would fail it (EFBIG here, ENOSPC there: the same path through save_checkpoint)."""
+    run(*flags(tiny, tmp_path, "--epoch_size", "1"))
+    latest = tmp_path / "latest.ckpt"
+    before = latest.read_bytes()
+    limits = resource.getrlimit(resource.RLIMIT_FSIZE)
+    previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a failing write instead of a killed process
+    resource.setrlimit(resource.RLIMIT_FSIZE, (len(before) // 2, limits[1]))
+    try:
+        with pytest.raises(CheckpointError, match="the previous file there is unchanged"):
+            run(*flags(tiny, tmp_path, "--resume", "auto"))
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, limits)
+        signal.signal(signal.SIGXFSZ, previous)
+    assert latest.read_bytes() == before and not any(".tmp" in name for name in files_in(tmp_path))
