@@ -27,13 +27,17 @@ def _shape(value):
 def read_checkpoint(path):
     """The checkpoint's name -> Parameter dict; a missing or unreadable file raises CheckpointError."""
     path = os.fspath(path)
+    if os.path.isdir(path):
+        raise CheckpointError(f"checkpoint {path} is a folder: give the path of a .ckpt file in it")
     if not os.path.isfile(path):
         raise CheckpointError(f"checkpoint not found: {path} (give the path of an existing .ckpt file)")
+    if os.path.getsize(path) == 0:
+        raise CheckpointError(f"checkpoint {path} is empty (0 bytes; an interrupted copy?): use another file")
     try:
         state = ms.load_checkpoint(path)
     except Exception as err:  # MindSpore raises ValueError/RuntimeError/TypeError for damaged files
-        raise CheckpointError(f"cannot read checkpoint {path}: {type(err).__name__}: "
-                              f"{str(err).strip().splitlines()[0] if str(err).strip() else 'unreadable'}") from err
+        raise CheckpointError(f"cannot read checkpoint {path}: it is damaged or not a MindSpore checkpoint (a "
+                              "truncated copy or download?); use another file") from err
     # Files written at amp_level O2 before the names were fixed hold cell paths (bn1._backbone.gamma): the name is
     # the path without MindSpore's BatchNorm wrapper.
     return {name.replace("._backbone.", "."): value for name, value in state.items()}

@@ -192,11 +192,10 @@ def infer_command(argv):
     files = image_files(options.image)
     if not files:
         raise ConfigError("give the images to classify: infer.py --ckpt_path P IMAGE_OR_FOLDER ...")
-    skipped = []
+    skipped = []  # (file, reason): reported after the results, or as the error when no image could be read
 
     def report_error(file, reason):
-        skipped.append(file)
-        print(f"skipped {file}: cannot read it as an image ({reason})", file=sys.stderr)
+        skipped.append((file, reason))
 
     with tqdm(total=len(files), unit="image", leave=False, disable=len(files) <= options.batch_size or None) as bar:
         for file, top in classifier.predict_files(files, options.topk, options.batch_size, report_error, bar.update):
@@ -205,7 +204,9 @@ def infer_command(argv):
             else:
                 print(f"{file}: " + ", ".join(f"{p.name} {p.probability:.1%}" for p in top))
     if len(skipped) == len(files):
-        raise DataError(f"none of the {len(files)} image(s) could be read")
+        raise DataError(f"none of the {len(files)} image(s) could be read: {skipped[0][0]}: {skipped[0][1]}")
+    for file, reason in skipped:
+        print(f"skipped {file}: cannot read it as an image ({reason})", file=sys.stderr)
     return 0
 
 

@@ -358,12 +358,14 @@ def load_recipe(path, _chain=()):
         raise ConfigError(f"recipe not found: {path}" + (f" (a _base_ of {_chain[-1]})" if _chain else ""))
     try:
         with open(path, encoding="utf-8") as f:
-            data = yaml.safe_load(f) or {}
+            data = yaml.safe_load(f)
     except UnicodeDecodeError as err:
         raise ConfigError(f"recipe {path} is not a text file (byte {err.start} is not UTF-8): give a YAML recipe") \
             from err
     except yaml.YAMLError as err:
         raise ConfigError(f"recipe {path} is not valid YAML: {str(err).splitlines()[0]}") from err
+    if data is None:  # an empty file, or comments alone: most likely the wrong file
+        raise ConfigError(f"recipe {path} is empty: it should set keys (model, data_dir, ...; see configs/)")
     if not isinstance(data, dict):
         raise ConfigError(f"recipe {path} must be a mapping of keys to values")
     bases = data.pop("_base_", None) or []

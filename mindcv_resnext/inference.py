@@ -52,8 +52,13 @@ class Classifier:
             data = data.convert("RGB")  # Pillow's own ops with eval_antialias, OpenCV's on the pixels otherwise
             data = data if self.settings.eval_antialias else np.asarray(data)
             ops = self._pixel_ops
-        for op in ops:
-            data = op(data)
+        try:
+            for op in ops:
+                data = op(data)
+        except RuntimeError as err:  # MindSpore's decoder says only "Exception thrown from dataset pipeline"
+            if ops is self._file_ops:
+                raise DataError("damaged, or not an image format this reads (JPEG, PNG, BMP, WebP)") from err
+            raise
         return np.asarray(data, np.float32)
 
     def probabilities(self, batch):

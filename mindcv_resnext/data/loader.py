@@ -136,5 +136,16 @@ def create_loader(dataset, data_dir, split, settings=None, batch_size=32, num_sa
     """An ImageLoader over one split ("train" shuffles and augments, "val" evaluates) of an ImageFolder or CIFAR,
     capped at `num_samples` (a fixed subset; the loader's split_size keeps the whole split's size)."""
     samples = load_samples(dataset, data_dir, split, train_split, val_split)
+    check_some_are_readable(samples)
     return ImageLoader(limit_samples(samples, num_samples, seed), settings, batch_size, split == "train", num_shards,
                        shard_id, seed, num_workers, log, eval_shuffle, split_size=len(samples))
+
+
+def check_some_are_readable(samples, probes=16):
+    """Read `probes` samples spread over the split; if not one of them can be decoded, the split is unusable, and a
+    run must say so before it writes or compiles anything (the pipeline would skip every image and train nothing)."""
+    picks = sorted({int(i) for i in np.linspace(0, len(samples) - 1, min(probes, len(samples)))})
+    if picks and all(samples.read(i).size == 0 for i in picks):
+        raise DataError(f"none of the {len(picks)} images checked in {samples.root} can be read, e.g. "
+                        f"{samples.describe(picks[0])}: damaged, or not JPEG/PNG/BMP/WebP (python "
+                        "scripts/check_dataset.py lists every bad file)")

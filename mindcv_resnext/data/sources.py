@@ -106,7 +106,8 @@ def scan_image_folder(split_dir):
 def image_folder(data_dir, split, train_split="train", val_split="val"):
     """The `split` ("train" or "val") of an ImageFolder dataset; train and val must have the same classes."""
     if not os.path.isdir(data_dir):
-        raise DataError(f"data_dir not found: {data_dir} ({IMAGEFOLDER_LAYOUT})")
+        raise DataError(f"data_dir {data_dir} is a file, not a folder ({IMAGEFOLDER_LAYOUT})" if
+                        os.path.exists(data_dir) else f"data_dir not found: {data_dir} ({IMAGEFOLDER_LAYOUT})")
     samples = scan_image_folder(os.path.join(data_dir, train_split if split == "train" else val_split))
     other_dir = os.path.join(data_dir, val_split if split == "train" else train_split)
     if os.path.isdir(other_dir):

@@ -22,6 +22,7 @@ from ..builders import EVAL_TRANSFORM_KEYS, model_from_config, model_options, sp
 from ..checkpoint import (HEAD_PREFIX, check_writable_folder, load_training_state, load_weights_for_finetuning,
                           read_checkpoint, remove_stale_temporaries, save_checkpoint, stem_pool_pad_of)
 from ..config import ConfigError, scale_learning_rate
+from ..data import DataError
 from ..distributed import all_reduce_sum, average_batchnorm_statistics
 from ..evaluate import batch_counts_fn, evaluate
 from ..logs import LOGGER, log_to_file, log_to_memory
@@ -362,6 +363,9 @@ def train_one_epoch(run, epoch, resumed=None):
         waited = time.perf_counter()
     if pending:
         overflowed += read_back(i)
+    if progress.done == skip and run.train_loader.skipped:  # the pipeline dropped every batch
+        raise DataError(f"epoch {epoch} trained on nothing: its images could not be read (e.g. "
+                        f"{run.train_loader.skipped[-1][1]}); python scripts/check_dataset.py lists every bad file")
     losses = progress.losses
     if stopped_at:
         return dict(epoch=epoch, stopped_at=stopped_at, losses=losses, points=progress.points,
