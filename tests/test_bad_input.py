@@ -10,7 +10,7 @@ from mindcv_resnext import create_model
 from mindcv_resnext.checkpoint import save_checkpoint
 from mindcv_resnext.cli import run_guarded
 from mindcv_resnext.commands import export_command, infer_command, train_command, validate_command
-from test_data import write_image, write_image_folder
+from test_data import write_image_folder
 
 
 @dataclasses.dataclass

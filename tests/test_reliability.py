@@ -12,7 +12,8 @@ import pytest
 
 from mindcv_resnext.checkpoint import CheckpointError, checkpoint_meta, read_checkpoint
 from mindcv_resnext.engine.stopping import STOPPED_EXIT_CODE, NonFiniteLossError, TrainingStopped
-from test_readback import ROOT, flags, network_entries, run, tiny  # noqa: F401 (tiny is a fixture)
+from test_data import write_image_folder
+from test_readback import ROOT, flags, network_entries, run
 
 ENV = dict(os.environ, GLOG_v="3")
 
@@ -34,6 +35,12 @@ def assert_same_weights(path, expected_path):
     assert set(got) == set(expected)
     for name in expected:
         np.testing.assert_array_equal(got[name], expected[name], err_msg=name)
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """3 classes x 16 train + 4 val images of 20x20 JPEGs: 6 steps an epoch at batch 8."""
+    return write_image_folder(tmp_path_factory.mktemp("tiny"), 3, {"train": 16, "val": 4})
 
 
 @pytest.fixture(scope="module")
@@ -89,6 +96,69 @@ def test_sigterm_to_train_py_exits_75_with_one_line_saying_how_to_resume(tiny, t
     assert "Traceback" not in "".join(output)
     meta = checkpoint_meta(read_checkpoint(tmp_path / "latest.ckpt"))
     assert meta["epoch"] == 1 and 3 <= meta["partial_epoch"]["batches"] < 6
+
+
+# --- kill -9 ---------------------------------------------------------------------------------------------------------
+
+KILLER = """
+import json, os, signal, sys
+import mindspore as ms
+from mindcv_resnext.cli import run_guarded
+from mindcv_resnext.commands import train_command
+from mindcv_resnext.engine import trainer
+
+def die():
+    os.kill(os.getpid(), signal.SIGKILL)
+
+moment = sys.argv[1]
+if moment == "mid-epoch":  # the 3rd step of epoch 2
+    step = trainer.EpochProgress.step
+    def counted(self, *args):
+        step(self, *args)
+        if self.epoch == 2 and self.done == 3:
+            die()
+    trainer.EpochProgress.step = counted
+elif moment == "mid-validation":  # epoch 2's validation, after its first batch
+    evaluate, calls = trainer.evaluate, []
+    def killing(model, loader, *args):
+        calls.append(1)
+        if len(calls) == 2:
+            epoch = loader.epoch
+            def one_batch(e):
+                yield next(iter(epoch(e)))
+                die()
+            loader.epoch = one_batch
+        return evaluate(model, loader, *args)
+    trainer.evaluate = killing
+elif moment == "mid-checkpoint-write":  # epoch 2's latest.ckpt, half written
+    save = ms.save_checkpoint
+    def half(entries, path, append_dict=None, **options):
+        save(entries, path, append_dict=append_dict, **options)
+        if json.loads(append_dict["meta"])["epoch"] == 2:
+            with open(path, "r+b") as f:
+                f.truncate(os.path.getsize(path) // 2)
+            die()
+    ms.save_checkpoint = half
+sys.exit(run_guarded(train_command, sys.argv[2:]))
+"""
+
+
+@pytest.mark.parametrize("moment", ["mid-epoch", "mid-validation", "mid-checkpoint-write"])
+def test_kill_9_at_any_moment_leaves_loadable_checkpoints_and_resume_ends_as_an_uninterrupted_run(moment, straight,
+                                                                                                   tiny, tmp_path):
+    killed = subprocess.run([sys.executable, "-c", KILLER, moment, *flags(tiny, tmp_path)], cwd=ROOT, env=ENV,
+                            capture_output=True, text=True, timeout=300)
+    assert killed.returncode == -signal.SIGKILL, killed.stdout + killed.stderr
+    checkpoints = [name for name in files_in(tmp_path) if name.endswith(".ckpt") and not name.startswith(".")]
+    assert "latest.ckpt" in checkpoints
+    for name in checkpoints:  # every checkpoint a user can see loads, and is epoch 1's
+        assert checkpoint_meta(read_checkpoint(tmp_path / name))["epoch"] == 1, name
+    half_written = [name for name in files_in(tmp_path) if name.startswith(".")]
+    assert bool(half_written) == (moment == "mid-checkpoint-write"), half_written
+    resumed = run(*flags(tiny, tmp_path, "--resume", "auto"))
+    assert resumed.epochs_run == 1
+    assert_same_weights(tmp_path / "latest.ckpt", straight / "latest.ckpt")
+    assert not [name for name in files_in(tmp_path) if name.startswith(".")]  # the half-written file is gone
 
 
 # --- non-finite losses -----------------------------------------------------------------------------------------------
