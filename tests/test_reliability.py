@@ -209,3 +209,34 @@ def test_a_checkpoint_write_that_fails_keeps_the_previous_file_and_says_so(tiny,
         resource.setrlimit(resource.RLIMIT_FSIZE, limits)
         signal.signal(signal.SIGXFSZ, previous)
     assert latest.read_bytes() == before and not any(".tmp" in name for name in files_in(tmp_path))
+
+
+# --- soak ------------------------------------------------------------------------------------------------------------
+
+SOAK_EPOCHS, SOAK_GROWTH_MB = 70, 24
+
+
+def resident_mb():
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:")) / 1024
+
+
+def test_a_long_run_with_validation_and_checkpoints_every_epoch_does_not_grow_in_memory(tmp_path):
+    """210 steps (70 epochs of 3), each epoch validated and checkpointed (latest, best, epoch files pruned to 2):
+    the resident memory after epoch 70 is within SOAK_GROWTH_MB of that after epoch 10, once every cache is warm."""
+    data = write_image_folder(tmp_path / "data", 3, {"train": 8, "val": 2})
+    resident = {}
+
+    def measure(line):
+        if line.startswith("epoch ") and "train loss" in line:
+            resident[int(line.split()[1].split("/")[0])] = resident_mb()
+
+    summary = run(*flags(data, tmp_path / "out", "--epoch_size", str(SOAK_EPOCHS), "--keep_checkpoint_max", "2",
+                         "--log_interval", "3"), log=measure)
+    assert summary.epochs_run == SOAK_EPOCHS and len(resident) == SOAK_EPOCHS
+    growth = resident[SOAK_EPOCHS] - resident[10]
+    print(f"soak: RSS {resident[1]:.0f} MB after epoch 1, {resident[10]:.0f} after 10, {resident[SOAK_EPOCHS]:.0f} "
+          f"after {SOAK_EPOCHS} (+{growth:.1f} MB)")
+    assert growth < SOAK_GROWTH_MB, resident
+    assert sorted(n for n in files_in(tmp_path / "out") if n.startswith("epoch_")) == \
+        [f"epoch_{SOAK_EPOCHS - 1:04d}.ckpt", f"epoch_{SOAK_EPOCHS:04d}.ckpt"]
