@@ -178,3 +178,35 @@ def test_a_rank_killed_mid_run_fails_the_job_and_resume_auto_continues(data, tmp
     assert f"resumed from {save_dir / 'latest.ckpt'}: epoch {epoch} done" in logs[0]
     assert checksum(logs[0]) == checksum(logs[1])
     assert json.loads(metrics.read_text().splitlines()[-1])["epoch"] == 4
+
+
+def test_sigterm_to_one_rank_stops_every_rank_at_the_same_step_and_resume_continues(data, tmp_path):
+    import signal
+    import time
+    save_dir = tmp_path / "ckpt"
+    flags = train_flags(data, save_dir, "--epoch_size", "3", "--batch_size", "2", "--lr_base_batch", "2",
+                        "--log_interval", "2")
+    env = dict(ENV, LOG_DIR=str(tmp_path / "logs"), MASTER_PORT=str(free_port()))
+    job = subprocess.Popen(["bash", "scripts/launch_train.sh", "2", *flags], cwd=ROOT, env=env,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    metrics, deadline = save_dir / "metrics.jsonl", time.time() + 240
+    while not (metrics.exists() and metrics.read_text().strip()) and time.time() < deadline and job.poll() is None:
+        time.sleep(0.2)
+    victims = [pid for pid, rank in rank_processes(str(save_dir)).items() if rank == "1"]
+    assert victims, "rank 1 was not running after the first epoch"
+    os.kill(victims[0], signal.SIGTERM)  # rank 1 alone, as a node's pre-emption would
+    assert job.wait(timeout=300) != 0
+    logs = worker_logs(tmp_path / "logs")
+    stops = [re.search(r"stopped by (\S+(?: rank)?) at epoch (\d+) batch (\d+)/\d+ \(global step (\d+)\)", log)
+             for log in logs]
+    assert all(stops), [log[-500:] for log in logs]
+    assert stops[1].group(1) == "SIGTERM" and stops[0].group(1) == "another rank"
+    assert stops[0].groups()[1:] == stops[1].groups()[1:]  # the same epoch, batch and global step on both
+    from mindcv_resnext.checkpoint import checkpoint_meta, read_checkpoint
+    meta = checkpoint_meta(read_checkpoint(str(save_dir / "latest.ckpt")))
+    assert meta["global_step"] == int(stops[0].group(4)) and meta["partial_epoch"]["batches"] == int(stops[0].group(3))
+    resumed = launch(["2", *flags, "--resume", "auto"], tmp_path / "logs_resumed")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    logs = worker_logs(tmp_path / "logs_resumed")
+    assert checksum(logs[0]) == checksum(logs[1])
+    assert json.loads(metrics.read_text().splitlines()[-1])["epoch"] == 3

@@ -404,6 +404,7 @@ def stop_mid_epoch(run, epoch, record):
     """A stop request inside an epoch: write the exact position, then raise TrainingStopped."""
     if run.is_main:
         save_position(run, epoch, record)
+    all_reduce_sum([0.0], run.world_size)  # the other ranks wait for the save: a launcher stops the job when one exits
     raise TrainingStopped(stopped_line(run, f"at epoch {epoch} batch {record['stopped_at']}/"
                                             f"{run.steps_per_epoch * run.config.gradient_accumulation_steps}"))
 
