@@ -13,10 +13,13 @@ import mindspore as ms
 import numpy as np
 from PIL import Image
 
-from .data.sources import IMAGE_EXTENSIONS, DataError
+from .data.image_check import is_complete_image
+from .data.sources import IMAGE_EXTENSIONS, DataError, read_image_bytes
 from .data.transforms import eval_image_ops
 
 Prediction = collections.namedtuple("Prediction", "label name probability")
+
+UNREADABLE = "damaged, or not an image format this reads (JPEG, PNG, BMP, WebP)"
 
 
 class Classifier:
@@ -42,11 +45,13 @@ class Classifier:
     def preprocess(self, image):
         """One image (a file path, encoded bytes, a Pillow image or an HWC uint8 RGB array) -> CHW float32."""
         if isinstance(image, (str, os.PathLike)):
-            with open(image, "rb") as f:
-                image = f.read()
-        if isinstance(image, bytes):
-            data = np.frombuffer(image, np.uint8)
-            ops = self._file_ops
+            image = read_image_bytes(os.fspath(image))  # WebP re-encoded; empty when not a whole image
+        elif isinstance(image, bytes):
+            image = np.frombuffer(image, np.uint8) if is_complete_image(image) else np.empty(0, np.uint8)
+        if isinstance(image, np.ndarray) and image.ndim == 1:  # encoded: checked before MindSpore's decoder sees
+            if image.size == 0:                                  # it (it writes what it cannot decode to the cwd)
+                raise DataError(UNREADABLE)
+            data, ops = image, self._file_ops
         else:
             data = image if isinstance(image, Image.Image) else Image.fromarray(np.asarray(image, np.uint8))
             data = data.convert("RGB")  # Pillow's own ops with eval_antialias, OpenCV's on the pixels otherwise
@@ -57,7 +62,7 @@ class Classifier:
                 data = op(data)
         except RuntimeError as err:  # MindSpore's decoder says only "Exception thrown from dataset pipeline"
             if ops is self._file_ops:
-                raise DataError("damaged, or not an image format this reads (JPEG, PNG, BMP, WebP)") from err
+                raise DataError(UNREADABLE) from err
             raise
         return np.asarray(data, np.float32)
 

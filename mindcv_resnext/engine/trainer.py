@@ -65,7 +65,7 @@ class Run:
     records: list = dataclasses.field(default_factory=list)  # one metrics dict per epoch, resumed ones included
     best_top1: float = None
     resumed_from: str = None
-    stop: StopSignals = None    # the signals that ask the run to stop
+    stop: StopSignals = dataclasses.field(default_factory=StopSignals)  # train() listens for the signals
     nonfinite_streak: int = 0   # consecutive steps whose loss or gradients were not finite, across epochs
 
     @property
