@@ -154,21 +154,26 @@ def rank_processes(marker):
     return ranks
 
 
-def test_a_rank_killed_mid_run_fails_the_job_and_resume_auto_continues(data, tmp_path):
-    import signal
+def signal_rank_1_after_epoch_1(flags, save_dir, log_dir, number):
+    """Launch a 2-rank job, send rank 1 alone `number` once epoch 1's metrics are written; the job's exit code."""
     import time
-    save_dir = tmp_path / "ckpt"
-    flags = train_flags(data, save_dir, "--epoch_size", "4", "--batch_size", "2", "--lr_base_batch", "2")
-    env = dict(ENV, LOG_DIR=str(tmp_path / "logs"), MASTER_PORT=str(free_port()))
+    env = dict(ENV, LOG_DIR=str(log_dir), MASTER_PORT=str(free_port()))
     job = subprocess.Popen(["bash", "scripts/launch_train.sh", "2", *flags], cwd=ROOT, env=env,
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     metrics, deadline = save_dir / "metrics.jsonl", time.time() + 240
     while not (metrics.exists() and metrics.read_text().strip()) and time.time() < deadline and job.poll() is None:
-        time.sleep(0.5)
+        time.sleep(0.2)
     victims = [pid for pid, rank in rank_processes(str(save_dir)).items() if rank == "1"]
     assert victims, "rank 1 was not running after the first epoch"
-    os.kill(victims[0], signal.SIGKILL)
-    assert job.wait(timeout=300) != 0
+    os.kill(victims[0], number)
+    return job.wait(timeout=300)
+
+
+def test_a_rank_killed_mid_run_fails_the_job_and_resume_auto_continues(data, tmp_path):
+    import signal
+    save_dir, metrics = tmp_path / "ckpt", tmp_path / "ckpt" / "metrics.jsonl"
+    flags = train_flags(data, save_dir, "--epoch_size", "4", "--batch_size", "2", "--lr_base_batch", "2")
+    assert signal_rank_1_after_epoch_1(flags, save_dir, tmp_path / "logs", signal.SIGKILL) != 0
     from mindcv_resnext.checkpoint import checkpoint_meta, read_checkpoint
     epoch = checkpoint_meta(read_checkpoint(str(save_dir / "latest.ckpt")))["epoch"]  # intact and readable
     assert 1 <= epoch < 4
@@ -182,20 +187,11 @@ def test_a_rank_killed_mid_run_fails_the_job_and_resume_auto_continues(data, tmp
 
 def test_sigterm_to_one_rank_stops_every_rank_at_the_same_step_and_resume_continues(data, tmp_path):
     import signal
-    import time
-    save_dir = tmp_path / "ckpt"
+    save_dir, metrics = tmp_path / "ckpt", tmp_path / "ckpt" / "metrics.jsonl"
     flags = train_flags(data, save_dir, "--epoch_size", "3", "--batch_size", "2", "--lr_base_batch", "2",
                         "--log_interval", "2")
-    env = dict(ENV, LOG_DIR=str(tmp_path / "logs"), MASTER_PORT=str(free_port()))
-    job = subprocess.Popen(["bash", "scripts/launch_train.sh", "2", *flags], cwd=ROOT, env=env,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    metrics, deadline = save_dir / "metrics.jsonl", time.time() + 240
-    while not (metrics.exists() and metrics.read_text().strip()) and time.time() < deadline and job.poll() is None:
-        time.sleep(0.2)
-    victims = [pid for pid, rank in rank_processes(str(save_dir)).items() if rank == "1"]
-    assert victims, "rank 1 was not running after the first epoch"
-    os.kill(victims[0], signal.SIGTERM)  # rank 1 alone, as a node's pre-emption would
-    assert job.wait(timeout=300) != 0
+    # rank 1 alone, as a node's pre-emption would; both exit 75, so the job fails
+    assert signal_rank_1_after_epoch_1(flags, save_dir, tmp_path / "logs", signal.SIGTERM) != 0
     logs = worker_logs(tmp_path / "logs")
     stops = [re.search(r"stopped by (\S+(?: rank)?) at epoch (\d+) batch (\d+)/\d+ \(global step (\d+)\)", log)
              for log in logs]
