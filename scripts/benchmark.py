@@ -18,8 +18,8 @@ What each row times, on the same random input (seeded, identical for every row):
 - loop: our whole training loop (trainer.train_one_epoch: data pipeline, step, progress, loss read-back) over an
   epoch of the demo data (the demo recipe, generated in a temp folder; image_size defaults to its 48), beside the
   bare compiled step called as many times on one batch; loop_vs_bare is their ratio of images/s, data_wait the
-  share of the loop's time spent waiting for a batch. After a warm-up epoch, five epochs alternate with five bare
-  runs; the best of each is reported.
+  share of the loop's time spent waiting for a batch. After a warm-up epoch, --rounds epochs (5) alternate with as
+  many bare runs; the best of each is reported.
 
 Every row runs in a fresh process (spawned), so that one framework's threads, caches and memory do not touch
 another's. img_per_s = batch_size / the median of the timed steps after warm-up; compile_s = the first call's time
@@ -47,7 +47,6 @@ from mindcv_resnext.config import ConfigError, Key, parse_command_line  # noqa: 
 
 COMPARE = ("mindcv", "torch")
 RUNTIMES = ("mindspore", "onnxruntime")
-LOOP_ROUNDS = 5
 DEMO_RECIPE = os.path.join(ROOT, "configs/demo/resnext_demo_cpu.yaml")
 OPTIONS = (Key("model", "str", "resnext50_32x4d", "the network (any name create_model builds)"),
            Key("batch_size", "int", 8, "images per step", low=1),
@@ -64,6 +63,8 @@ OPTIONS = (Key("model", "str", "resnext50_32x4d", "the network (any name create_
            Key("recompute", "bool", False, "recompute each block's activations in the backward (less memory)"),
            Key("steps", "int", 10, "timed steps (their median is reported)", low=1),
            Key("warmup", "int", 2, "untimed steps after the first call", low=0),
+           Key("rounds", "int", 5, "loop: epochs of the loop alternated with as many bare runs (the best of each)",
+               low=1),
            Key("json", "bool", False, "print the rows as one JSON list on the last line"))
 
 
@@ -218,7 +219,7 @@ def loop_row(args):
                              str(args.batch_size), "--image_resize", str(args.image_size), "--val_while_train",
                              "false", "--mode", "0" if args.mode == "graph" else "1", "--amp_level", args.amp_level,
                              "--log_interval", "10",
-                             "--epoch_size", str(1 + 2 * LOOP_ROUNDS)])  # the schedule covers the bare steps too
+                             "--epoch_size", str(1 + 2 * args.rounds)])  # the schedule covers the bare steps too
     setup_runtime(config)
     run = build_run(config, 0, 1, None, lambda line: None)
     train_one_epoch(run, 1)  # compiles the step and warms the pipeline
@@ -226,7 +227,7 @@ def loop_row(args):
     x, y = ms.Tensor(images), ms.Tensor(labels)
     steps, loop, bare, waits = run.steps_per_epoch, [], [], []
     wait_each_step = waits_for_each_step()
-    for epoch in range(2, 2 + LOOP_ROUNDS):  # alternated, the best of each: a busy neighbour slows both alike
+    for epoch in range(2, 2 + args.rounds):  # alternated, the best of each: a busy neighbour slows both alike
         record = train_one_epoch(run, epoch)
         loop.append(record["seconds"])
         waits.append(record["data_wait"])
@@ -241,7 +242,7 @@ def loop_row(args):
     return dict(impl="mindcv_resnext", runtime="mindspore", task="loop", model=args.model,
                 batch_size=args.batch_size, image_size=args.image_size, img_per_s=round(loop_speed, 1),
                 bare_img_per_s=round(bare_speed, 1), loop_vs_bare=round(loop_speed / bare_speed, 3),
-                data_wait=round(statistics.median(waits), 3), steps=steps, rounds=LOOP_ROUNDS,
+                data_wait=round(statistics.median(waits), 3), steps=steps, rounds=args.rounds,
                 peak_mem_mb=round(peak_memory_mb()))
 
 

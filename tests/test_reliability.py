@@ -1,6 +1,8 @@
 """Reliability: a run stopped by SIGTERM or Ctrl-C writes its exact position and resumes to the weights of a run that
-was never stopped; a run whose loss stays non-finite stops and never saves non-finite weights; an output folder that
-cannot be written is found before anything else; a checkpoint write that fails keeps the previous file."""
+was never stopped; so does a run killed (-9) mid-epoch, mid-validation or mid-save; a run whose loss stays non-finite
+stops and never saves non-finite weights; an output folder that cannot be written is found before anything else; a
+checkpoint write that fails keeps the previous file; a long run's memory does not grow."""
+import json
 import os
 import resource
 import signal
@@ -76,7 +78,6 @@ def test_a_signal_mid_epoch_saves_the_exact_position_and_resume_ends_as_an_unint
 
 
 def read_metrics(folder):
-    import json
     with open(folder / "metrics.jsonl") as f:
         return [json.loads(line) for line in f]
 
