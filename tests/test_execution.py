@@ -87,6 +87,22 @@ def test_drop_path_is_identity_in_eval_mode_and_drops_in_train_mode(cifar_net):
     assert not np.allclose(dropping(x).asnumpy(), keeping(x).asnumpy(), atol=1e-3)
 
 
+def test_keyed_dropout_masks_are_a_function_of_the_key_and_drop_at_the_rate():
+    from mindcv_resnext.models.resnext import Dropout
+    dropout = Dropout(0.3, salt=7)
+    x = ms.Tensor(np.ones((64, 256), np.float32))
+    key = ms.Tensor(12345, ms.int64)
+    dropout.set_train(True)
+    first, again = dropout(x, key).asnumpy(), dropout(x, key).asnumpy()
+    other = dropout(x, ms.Tensor(12346, ms.int64)).asnumpy()
+    np.testing.assert_array_equal(first, again)  # the same key, the same mask: what makes resume exact
+    assert (first != other).mean() > 0.3
+    assert abs((first == 0).mean() - 0.3) < 0.01 and set(np.unique(first)) == {0.0, np.float32(1 / 0.7)}
+    assert (Dropout(0.3, salt=8)(x, key).asnumpy() != first).mean() > 0.3  # each layer draws its own
+    dropout.set_train(False)
+    np.testing.assert_array_equal(dropout(x, key).asnumpy(), x.asnumpy())
+
+
 def test_drop_path_rate_grows_linearly_over_the_blocks():
     net = create_model("resnext29_8x64d", drop_path_rate=0.2)
     rates = [cell.drop_path.drop_prob if cell.drop_path is not None else 0.0

@@ -45,11 +45,16 @@ def tiny(tmp_path_factory):
     return write_image_folder(tmp_path_factory.mktemp("tiny"), 3, {"train": 16, "val": 4})
 
 
+def stochastic(data_dir, save_dir, *extra):
+    """The runs that are stopped and resumed: with dropout and drop-path, whose masks must follow the step too."""
+    return flags(data_dir, save_dir, "--drop_rate", "0.5", "--drop_path_rate", "0.3", *extra)
+
+
 @pytest.fixture(scope="module")
 def straight(tiny, tmp_path_factory):
     """Two epochs (6 steps each) never stopped."""
     out = tmp_path_factory.mktemp("straight")
-    run(*flags(tiny, out, "--log_interval", "1"))
+    run(*stochastic(tiny, out, "--log_interval", "1"))
     return out
 
 
@@ -59,7 +64,7 @@ def straight(tiny, tmp_path_factory):
 def test_a_signal_mid_epoch_saves_the_exact_position_and_resume_ends_as_an_uninterrupted_run(number, straight, tiny,
                                                                                              tmp_path):
     with pytest.raises(TrainingStopped, match="--resume auto") as stopped:
-        run(*flags(tiny, tmp_path, "--log_interval", "1"), log=signal_at("epoch 2/2 step 2/", number))
+        run(*stochastic(tiny, tmp_path, "--log_interval", "1"), log=signal_at("epoch 2/2 step 2/", number))
     # MindSpore relays a Ctrl-C that comes while it runs graphs as SIGTERM (engine/stopping.py)
     assert "stopped by SIGTERM at epoch 2 batch 2/6 (global step 8)" in str(stopped.value)
     assert "epoch_0002.ckpt" not in files_in(tmp_path) and not any(".tmp" in name for name in files_in(tmp_path))
@@ -68,11 +73,12 @@ def test_a_signal_mid_epoch_saves_the_exact_position_and_resume_ends_as_an_unint
     assert len(meta["partial_epoch"]["losses"]) == 2
 
     lines = []
-    resumed = run(*flags(tiny, tmp_path, "--log_interval", "1", "--resume", "auto"), log=lines.append)
+    resumed = run(*stochastic(tiny, tmp_path, "--log_interval", "1", "--resume", "auto"), log=lines.append)
     assert any("epoch 1 done, and 2 batches of epoch 2, global step 8" in line for line in lines)
     assert resumed.epochs_run == 1
     # Bit for bit: the CPU kernels are deterministic, the data order and augmentation follow the epoch, the skipped
-    # batches are drawn again (not trained on) so the rest come with the same random crops.
+    # batches are drawn again (not trained on) so the rest come with the same random crops, and the dropout and
+    # drop-path masks follow the step.
     assert_same_weights(tmp_path / "latest.ckpt", straight / "latest.ckpt")
     assert resumed.last["train_loss"] == pytest.approx(read_metrics(straight)[-1]["train_loss"], rel=1e-6)
 
@@ -93,7 +99,8 @@ def test_sigterm_to_train_py_exits_75_with_one_line_saying_how_to_resume(tiny, t
             process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=120) == STOPPED_EXIT_CODE, "".join(output)
     last = output[-1].strip()
-    assert last.startswith("interrupted: stopped by SIGTERM at epoch 2 batch ") and last.endswith("--resume auto to continue")
+    assert last.startswith("interrupted: stopped by SIGTERM at epoch 2 batch ")
+    assert last.endswith("--resume auto to continue")
     assert "Traceback" not in "".join(output)
     meta = checkpoint_meta(read_checkpoint(tmp_path / "latest.ckpt"))
     assert meta["epoch"] == 1 and 3 <= meta["partial_epoch"]["batches"] < 6
@@ -147,8 +154,8 @@ sys.exit(run_guarded(train_command, sys.argv[2:]))
 @pytest.mark.parametrize("moment", ["mid-epoch", "mid-validation", "mid-checkpoint-write"])
 def test_kill_9_at_any_moment_leaves_loadable_checkpoints_and_resume_ends_as_an_uninterrupted_run(moment, straight,
                                                                                                    tiny, tmp_path):
-    killed = subprocess.run([sys.executable, "-c", KILLER, moment, *flags(tiny, tmp_path)], cwd=ROOT, env=ENV,
-                            capture_output=True, text=True, timeout=300)
+    killed = subprocess.run([sys.executable, "-c", KILLER, moment, *stochastic(tiny, tmp_path)], cwd=ROOT,
+                            env=ENV, capture_output=True, text=True, timeout=300)
     assert killed.returncode == -signal.SIGKILL, killed.stdout + killed.stderr
     checkpoints = [name for name in files_in(tmp_path) if name.endswith(".ckpt") and not name.startswith(".")]
     assert "latest.ckpt" in checkpoints
@@ -156,7 +163,7 @@ def test_kill_9_at_any_moment_leaves_loadable_checkpoints_and_resume_ends_as_an_
         assert checkpoint_meta(read_checkpoint(tmp_path / name))["epoch"] == 1, name
     half_written = [name for name in files_in(tmp_path) if name.startswith(".")]
     assert bool(half_written) == (moment == "mid-checkpoint-write"), half_written
-    resumed = run(*flags(tiny, tmp_path, "--resume", "auto"))
+    resumed = run(*stochastic(tiny, tmp_path, "--resume", "auto"))
     assert resumed.epochs_run == 1
     assert_same_weights(tmp_path / "latest.ckpt", straight / "latest.ckpt")
     assert not [name for name in files_in(tmp_path) if name.startswith(".")]  # the half-written file is gone

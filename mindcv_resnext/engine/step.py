@@ -7,6 +7,7 @@ loss_scale_type and drop_overflow_update, with the factor and window of MindSpor
 2000 steps).
 """
 import mindspore as ms
+import numpy as np
 from mindspore import amp, ops
 
 from ..runtime import jit
@@ -26,12 +27,15 @@ class TrainStep:
     the other calls only accumulate (and return finite=True). `finite` is False for a step whose gradients overflowed
     (in fp32 with no loss scale: whose loss, first or last gradient is not finite): its update is skipped, unless
     `drop_overflow_update` is False with a fixed scale (MindCV's default), which applies it. `low_precision`: the
-    network computes in fp16 (amp O1-O3), so every gradient is checked.
+    network computes in fp16 (amp O1-O3), so every gradient is checked. `noise_seed`: the network has dropout or
+    drop-path; each call passes it a key made of the seed and the call's number (`micro_step`, which a resumed run
+    sets), so that the masks follow the step, not the process (models/resnext.py: keyed_keep_mask).
     """
 
     def __init__(self, network, loss_fn, optimizer, loss_scale=1.0, dynamic_loss_scale=False, clip_norm=None,
-                 accumulation_steps=1, ema=None, grad_reducer=None, drop_overflow_update=True, low_precision=False):
-        self.network, self.optimizer = network, optimizer
+                 accumulation_steps=1, ema=None, grad_reducer=None, drop_overflow_update=True, low_precision=False,
+                 noise_seed=None):
+        self.network, self.optimizer, self.noise_seed = network, optimizer, noise_seed
         self.accumulation_steps, self.micro_step = accumulation_steps, 0
         self.scaler = (amp.DynamicLossScaler(loss_scale, SCALE_FACTOR, SCALE_WINDOW) if dynamic_loss_scale
                        else amp.StaticLossScaler(loss_scale))
@@ -51,22 +55,22 @@ class TrainStep:
         check_gradients = scaled or low_precision or grad_reducer is not None
         accumulated, update_ema = self.accumulated, ema.update if ema is not None else _no_ema
 
-        def forward(images, labels):
-            loss = loss_fn(network(images), labels)
+        def forward(images, labels, key):
+            loss = loss_fn(network(images) if key is None else network(images, key), labels)
             return scaler.scale(loss) if scaled else loss
 
         grad_fn = ms.value_and_grad(forward, None, params)
 
         @jit
-        def accumulate(images, labels):
-            scaled_loss, grads = grad_fn(images, labels)
+        def accumulate(images, labels, key):
+            scaled_loss, grads = grad_fn(images, labels, key)
             for buffer, grad in zip(accumulated, grads):
                 ops.assign_add(buffer, grad)
             return scaler.unscale(scaled_loss) if scaled else scaled_loss
 
         @jit
-        def apply(images, labels):
-            scaled_loss, grads = grad_fn(images, labels)
+        def apply(images, labels, key):
+            scaled_loss, grads = grad_fn(images, labels, key)
             if k > 1:
                 grads = tuple((buffer + grad) / k for buffer, grad in zip(accumulated, grads))
                 for buffer in accumulated:
@@ -90,10 +94,14 @@ class TrainStep:
         self._accumulate, self._apply = accumulate, apply
 
     def __call__(self, images, labels):
+        key = None
+        if self.noise_seed is not None:
+            key = ms.Tensor(int(np.random.SeedSequence([self.noise_seed, self.micro_step]).generate_state(1)[0]),
+                            ms.int64)
         self.micro_step += 1
         if self.micro_step % self.accumulation_steps:
-            return self._accumulate(images, labels), ms.Tensor(True)
-        return self._apply(images, labels)
+            return self._accumulate(images, labels, key), ms.Tensor(True)
+        return self._apply(images, labels, key)
 
     def state(self):
         """Parameters a resumed run needs besides the network: optimizer, loss scaler, EMA, accumulation buffers."""

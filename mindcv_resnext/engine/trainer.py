@@ -201,7 +201,8 @@ def build_run(config, rank, world_size, grad_reducer_factory, log):
     step = TrainStep(network, CrossEntropy(num_classes, config.label_smoothing), optimizer, loss_scale, dynamic_scale,
                      config.clip_value if config.clip_grad else None, config.gradient_accumulation_steps, ema,
                      grad_reducer_factory(optimizer.parameters) if grad_reducer_factory else None,
-                     config.drop_overflow_update, low_precision=config.amp_level != "O0")
+                     config.drop_overflow_update, low_precision=config.amp_level != "O0",
+                     noise_seed=config.seed if config.drop_rate or config.drop_path_rate else None)
     return Run(config, rank, world_size, log, train_loader, val_loader, num_classes, model, optimizer, step, ema,
                schedule, steps_per_epoch, lr, global_batch, factor, dynamic_scale, loss_scale,
                counts_fn=batch_counts_fn(model, num_classes) if val_loader else None)
@@ -243,6 +244,7 @@ def resume_run(run):
     if not path:
         return 0, None
     meta = load_training_state(path, run.model, run.step.state())
+    run.step.micro_step = meta["global_step"] * run.config.gradient_accumulation_steps  # dropout keys follow it
     run.best_top1, run.resumed_from = meta.get("best_top1"), path
     metrics = run.path("metrics.jsonl")
     if os.path.isfile(metrics):

@@ -12,6 +12,7 @@ number.
 """
 import math
 
+from mindspore import dtype as mstype
 from mindspore import nn, ops
 from mindspore.common import initializer as init
 
@@ -37,19 +38,60 @@ def batch_norm(channels, zero_gamma=False):
     return nn.BatchNorm2d(channels, eps=BN_EPS, momentum=BN_MOMENTUM, gamma_init="zeros" if zero_gamma else "ones")
 
 
+_MASK32 = 0xFFFFFFFF
+
+
+def _mix32(x):
+    """A 32-bit integer hash (two multiply-xorshift rounds) of int64 values below 2**32; the result stays below it
+    (every product fits in int64: the multipliers are below 2**31)."""
+    x = ops.bitwise_and(x * 0x7FEB352D, _MASK32)
+    x = ops.bitwise_xor(x, ops.floor_div(x, 1 << 15))
+    x = ops.bitwise_and(x * 0x68E31DA5, _MASK32)
+    return ops.bitwise_xor(x, ops.floor_div(x, 1 << 16))
+
+
+def keyed_keep_mask(key, salt, shape, drop_prob, dtype):
+    """Dropout's kept-and-scaled mask as a pure function of (key, salt, position): the training step passes a key
+    that follows the step, so a resumed run draws the masks an uninterrupted one would. (MindSpore's Dropout draws
+    from a generator inside the op, which starts again with the process and cannot be read or set on the CPU.)"""
+    size = 1
+    for dim in shape:
+        size *= dim
+    base = _mix32(ops.bitwise_and(key + salt * 0x9E3779B9, _MASK32))
+    bits = _mix32(ops.bitwise_and(ops.arange(0, size, dtype=mstype.int64) + base, _MASK32))
+    uniform = ops.cast(ops.bitwise_and(bits, 0xFFFFFF), mstype.float32) * (1.0 / (1 << 24))
+    return ops.reshape(ops.cast(uniform >= drop_prob, dtype) / (1.0 - drop_prob), shape)
+
+
+class Dropout(nn.Cell):
+    """nn.Dropout, or, given a key (the training step's), dropout with keyed_keep_mask."""
+
+    def __init__(self, drop_prob, salt=0):
+        super().__init__()
+        self.drop_prob, self.salt = drop_prob, salt
+        self.dropout = nn.Dropout(p=drop_prob)
+
+    def construct(self, x, key=None):
+        if key is None:
+            return self.dropout(x)
+        if not self.training:
+            return x
+        return x * keyed_keep_mask(key, self.salt, x.shape, self.drop_prob, x.dtype)
+
+
 class DropPath(nn.Cell):
     """Stochastic depth: zero a sample's residual branch with probability `drop_prob`, scale the rest by 1/keep.
 
-    Built on nn.Dropout over a (batch, 1, 1, 1) mask, so it is the identity in eval mode like any dropout.
+    A dropout over a (batch, 1, 1, 1) mask, so it is the identity in eval mode like any dropout.
     """
 
-    def __init__(self, drop_prob):
+    def __init__(self, drop_prob, salt=0):
         super().__init__()
         self.drop_prob = drop_prob
-        self.dropout = nn.Dropout(p=drop_prob)
+        self.dropout = Dropout(drop_prob, salt)
 
-    def construct(self, x):
-        mask = self.dropout(ops.ones((x.shape[0], 1, 1, 1), x.dtype))
+    def construct(self, x, key=None):
+        mask = self.dropout(ops.ones((x.shape[0], 1, 1, 1), x.dtype), key)
         return x * mask
 
 
@@ -79,7 +121,7 @@ class Bottleneck(nn.Cell):
     """1x1 reduce -> grouped 3x3 (carries the stride) -> 1x1 expand (x4), plus the shortcut, then ReLU."""
 
     def __init__(self, in_channels, planes, stride=1, cardinality=1, base_width=64, drop_path=0.0,
-                 zero_init_last=False):
+                 zero_init_last=False, salt=0):
         super().__init__()
         width = bottleneck_width(planes, cardinality, base_width)
         out_channels = planes * EXPANSION
@@ -94,15 +136,15 @@ class Bottleneck(nn.Cell):
         if stride != 1 or in_channels != out_channels:
             self.down_sample = nn.SequentialCell([conv2d(in_channels, out_channels, 1, stride=stride),
                                                   batch_norm(out_channels)])
-        self.drop_path = DropPath(drop_path) if drop_path > 0 else None
+        self.drop_path = DropPath(drop_path, salt) if drop_path > 0 else None
 
-    def construct(self, x):
+    def construct(self, x, key=None):
         identity = x
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.relu(self.bn2(self.conv2(out)))
         out = self.bn3(self.conv3(out))
         if self.drop_path is not None:
-            out = self.drop_path(out)
+            out = self.drop_path(out, key)
         if self.down_sample is not None:
             identity = self.down_sample(x)
         return self.relu(out + identity)
@@ -166,7 +208,7 @@ class ResNeXt(nn.Cell):
             for i in range(blocks):
                 rate = drop_path_rate * block_index / max(total_blocks - 1, 1)
                 cells.append(Bottleneck(in_ch, planes, stride if i == 0 else 1, cardinality, base_width, rate,
-                                        zero_init_last))
+                                        zero_init_last, salt=block_index + 1))
                 in_ch = planes * EXPANSION
                 block_index += 1
             stages.append(nn.SequentialCell(cells))
@@ -189,47 +231,59 @@ class ResNeXt(nn.Cell):
 
         # Head: global average pool -> dropout -> Dense (torchvision's default init: U(+-1/sqrt(fan_in))).
         self.num_classes = 0 if features_only else num_classes
-        self.dropout = nn.Dropout(p=drop_rate) if drop_rate > 0 else nn.Identity()
+        self.drop_rate = drop_rate
+        self.dropout = Dropout(drop_rate) if drop_rate > 0 else nn.Identity()
         self.classifier = None
         if not features_only:
             bound = 1 / math.sqrt(self.num_features)
             self.classifier = nn.Dense(self.num_features, num_classes, weight_init=init.HeUniform(math.sqrt(5)),
                                        bias_init=init.Uniform(bound))
 
-    def forward_intermediates(self, x):
+    def forward_intermediates(self, x, key=None):
         """The stem map and every stage map, in the order of `feature_info` before `out_indices` picks."""
         x = self.relu(self.bn1(self.conv1(x)))
         maps = (x,)
-        x = self.layer1(self.max_pool(x))
+        x = self.run_stage(self.layer1, self.max_pool(x), key)
         maps += (x,)
-        x = self.layer2(x)
+        x = self.run_stage(self.layer2, x, key)
         maps += (x,)
-        x = self.layer3(x)
+        x = self.run_stage(self.layer3, x, key)
         maps += (x,)
         if self.layer4 is not None:
-            x = self.layer4(x)
+            x = self.run_stage(self.layer4, x, key)
             maps += (x,)
         return maps
+
+    def run_stage(self, stage, x, key):
+        """The blocks of a stage, each given the dropout key (see keyed_keep_mask) when there is one."""
+        if key is None:
+            return stage(x)
+        for block in stage:
+            x = block(x, key)
+        return x
 
     def forward_features(self, x):
         """The last stage's feature map, (N, num_features, H/32, W/32) for ImageNet networks."""
         return self.forward_intermediates(x)[-1]
 
-    def forward_head(self, x, pre_logits=False):
+    def forward_head(self, x, pre_logits=False, key=None):
         """Global average pool, dropout and the classifier; `pre_logits` stops before the classifier."""
-        x = self.dropout(ops.mean(x, (2, 3)))
+        x = ops.mean(x, (2, 3))
+        x = self.dropout(x) if key is None or self.drop_rate == 0 else self.dropout(x, key)
         if pre_logits:
             return x
         return self.classifier(x)
 
-    def construct(self, x):
+    def construct(self, x, key=None):
+        """`key` (an int64 scalar tensor that follows the training step) makes dropout and drop-path masks a
+        function of the step, so that a resumed run draws what an uninterrupted one would; None: nn.Dropout's."""
         # One call of forward_intermediates: MindSpore's O1 rewrite wraps the cells of a method once per call site,
         # and a second site (two paths through the stem) made it generate a BatchNorm that fails to compile.
-        maps = self.forward_intermediates(x)
+        maps = self.forward_intermediates(x, key)
         if self.features_only:
             picked = ()
             for i in self.out_indices:
                 picked += (maps[i],)
             return picked
-        return self.forward_head(maps[-1])
+        return self.forward_head(maps[-1], key=key)
 
