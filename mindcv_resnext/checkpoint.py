@@ -12,7 +12,9 @@ import tempfile
 import mindspore as ms
 
 
-TEMPORARY_SUFFIX = ".tmp.ckpt"  # .latest.ckpt.<pid>.tmp.ckpt: what save_checkpoint writes before the rename
+# What save_checkpoint writes before its rename (.latest.ckpt.<pid>.tmp.ckpt), and what MindSpore writes before its
+# own (the same name with .ckpt turned into .tmp): what a killed save can leave behind.
+TEMPORARY_SUFFIXES = (".tmp.ckpt", ".tmp.tmp")
 
 
 class CheckpointError(ValueError):
@@ -101,7 +103,9 @@ def save_checkpoint(path, network, meta, extra_state=None):
     # (`bn1.gamma`) that the plain network, validate.py and MindCV load by.
     entries = [{"name": param.name, "data": param} for param in network.get_parameters()]
     entries += [{"name": name, "data": param} for name, param in (extra_state or {}).items()]
-    temporary = os.path.join(folder, f".{os.path.basename(path)}.{os.getpid()}{TEMPORARY_SUFFIX}")
+    temporaries = [os.path.join(folder, f".{os.path.basename(path)}.{os.getpid()}{suffix}")
+                   for suffix in TEMPORARY_SUFFIXES]
+    temporary = temporaries[0]
     try:
         ms.save_checkpoint(entries, temporary, append_dict={"meta": json.dumps(dict(meta, format=FORMAT))})
         with open(temporary, "rb") as written:  # on the disk before the rename, so that a power cut cannot empty it
@@ -112,15 +116,15 @@ def save_checkpoint(path, network, meta, extra_state=None):
         raise CheckpointError(f"cannot write checkpoint {path}: {_first_line(err)}; {kept}. Free space there or "
                               "choose another ckpt_save_dir, then resume with --resume auto") from err
     finally:
-        for leftover in (temporary, temporary[:-len(".ckpt")] + ".tmp"):  # MindSpore writes .tmp, renames to .ckpt
+        for leftover in temporaries:
             if os.path.exists(leftover):
                 os.remove(leftover)
 
 
 def remove_stale_temporaries(folder):
     """The half-written files of a process killed while it saved into `folder` (its checkpoints are whole)."""
-    for pattern in ("*" + TEMPORARY_SUFFIX, "*" + TEMPORARY_SUFFIX[:-len(".ckpt")] + ".tmp"):
-        for leftover in glob.glob(os.path.join(glob.escape(folder), "." + pattern)):
+    for suffix in TEMPORARY_SUFFIXES:
+        for leftover in glob.glob(os.path.join(glob.escape(folder), ".*" + suffix)):
             os.remove(leftover)
 
 

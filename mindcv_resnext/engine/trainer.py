@@ -324,8 +324,8 @@ def train_one_epoch(run, epoch, resumed=None):
     # The loss and the finite flag of each step stay on the device; the host reads them back every log_interval
     # steps (and at the end), so an accelerator is never made to wait on them. The global step is counted here.
     # On the CPU alone the loop waits for each step to finish (runtime.waits_for_each_step says why).
-    first_step, accumulation = run.global_step() - skip // config.gradient_accumulation_steps, \
-        config.gradient_accumulation_steps
+    accumulation = config.gradient_accumulation_steps
+    first_step = run.global_step() - skip // accumulation
     wait_each_step = waits_for_each_step()
     pending, overflowed = [], resumed["overflow_steps"] if resumed else 0
 
@@ -370,7 +370,7 @@ def train_one_epoch(run, epoch, resumed=None):
                         f"{run.train_loader.skipped[-1][1]}); python scripts/check_dataset.py lists every bad file")
     losses = progress.losses
     if stopped_at:
-        return dict(epoch=epoch, stopped_at=stopped_at, losses=losses, points=progress.points,
+        return dict(epoch=epoch, stopped_at=stopped_at, batches=batches, losses=losses, points=progress.points,
                     overflow_steps=overflowed)
     loss_sum, loss_count = all_reduce_sum([np.sum(losses), len(losses)], run.world_size)
     train_loss = float(loss_sum / loss_count) if loss_count else None
@@ -407,8 +407,7 @@ def stop_mid_epoch(run, epoch, record):
     if run.is_main:
         save_position(run, epoch, record)
     all_reduce_sum([0.0], run.world_size)  # the other ranks wait for the save: a launcher stops the job when one exits
-    raise TrainingStopped(stopped_line(run, f"at epoch {epoch} batch {record['stopped_at']}/"
-                                            f"{run.steps_per_epoch * run.config.gradient_accumulation_steps}"))
+    raise TrainingStopped(stopped_line(run, f"at epoch {epoch} batch {record['stopped_at']}/{record['batches']}"))
 
 
 def stopped_line(run, where):
