@@ -13,6 +13,8 @@ import mindspore as ms
 import numpy as np
 from mindspore import nn
 
+from .models.grouped_conv import GroupedConv3x3, use_native_kernels
+
 FORMATS = {"MINDIR": ".mindir", "ONNX": ".onnx", "AIR": ".air"}
 
 
@@ -21,9 +23,12 @@ def _folded_conv(conv, bn):
     scale = bn.gamma.asnumpy() / np.sqrt(bn.moving_variance.asnumpy() + bn.eps)
     weight = conv.weight.asnumpy() * scale.reshape(-1, 1, 1, 1)
     bias = bn.beta.asnumpy() - bn.moving_mean.asnumpy() * scale
-    folded = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, stride=conv.stride,
-                       pad_mode=conv.pad_mode, padding=conv.padding, dilation=conv.dilation, group=conv.group,
-                       has_bias=True)
+    if isinstance(conv, GroupedConv3x3):
+        folded = GroupedConv3x3(conv.in_channels, conv.group, stride=conv.stride[0], has_bias=True)
+    else:
+        folded = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, stride=conv.stride,
+                           pad_mode=conv.pad_mode, padding=conv.padding, dilation=conv.dilation, group=conv.group,
+                           has_bias=True)
     folded.weight.set_data(ms.Tensor(weight.astype(np.float32)))
     folded.bias.set_data(ms.Tensor(bias.astype(np.float32)))
     return folded
@@ -76,10 +81,12 @@ def export_network(network, output, file_format, input_shape):
     temporary = os.path.join(folder, f".{os.path.basename(output)}.{os.getpid()}.tmp")
     written = temporary + FORMATS[file_format]
     example = ms.Tensor(np.zeros(input_shape, np.float32))
+    use_native_kernels(network, False)  # a file holds MindSpore's own operators, which every runtime knows
     try:
         ms.export(network, example, file_name=temporary, file_format=file_format)
         os.replace(written, output)
     finally:
+        use_native_kernels(network, True)
         if os.path.exists(written):
             os.remove(written)
 

@@ -16,6 +16,8 @@ from mindspore import dtype as mstype
 from mindspore import nn, ops
 from mindspore.common import initializer as init
 
+from .grouped_conv import GroupedConv3x3
+
 EXPANSION = 4
 BN_EPS = 1e-5
 BN_MOMENTUM = 0.9  # MindSpore's momentum keeps the old statistic: 0.9 here equals PyTorch's momentum=0.1.
@@ -28,10 +30,13 @@ def bottleneck_width(planes, cardinality, base_width):
 
 
 def conv2d(in_channels, out_channels, kernel_size, stride=1, group=1):
-    """Bias-free convolution with symmetric 'same-size' padding and He-normal (fan_out, relu) weights."""
+    """Bias-free convolution with symmetric 'same-size' padding and He-normal (fan_out, relu) weights; the grouped
+    3x3 one is a GroupedConv3x3 (an nn.Conv2d that runs native CPU kernels where they apply)."""
+    weight_init = init.HeNormal(mode="fan_out", nonlinearity="relu")
+    if group > 1 and kernel_size == 3 and in_channels == out_channels:
+        return GroupedConv3x3(in_channels, group, stride=stride, weight_init=weight_init)
     return nn.Conv2d(in_channels, out_channels, kernel_size, stride=stride, pad_mode="pad",
-                     padding=kernel_size // 2, group=group, has_bias=False,
-                     weight_init=init.HeNormal(mode="fan_out", nonlinearity="relu"))
+                     padding=kernel_size // 2, group=group, has_bias=False, weight_init=weight_init)
 
 
 def batch_norm(channels, zero_gamma=False):
