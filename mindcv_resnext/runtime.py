@@ -11,6 +11,7 @@ import dataclasses
 
 import mindspore as ms
 
+from . import kernels
 from .config import ConfigError
 
 @dataclasses.dataclass(frozen=True)
@@ -75,7 +76,8 @@ def jit(function):
 
 
 def setup_runtime(config):
-    """Device, graph/PyNative mode, compile level and seed from the config; returns what was chosen."""
+    """Device, graph/PyNative mode, compile level, seed and native kernels from the config; returns what was
+    chosen."""
     device = resolve_device(config.device_target)
     level = resolve_jit_level(config.jit_level, device, config.mode)
     try:
@@ -87,6 +89,7 @@ def setup_runtime(config):
     _jit_options.clear()
     _jit_options.update(jit_options(level))
     ms.set_seed(config.seed)
+    kernels.set_enabled(config.native_kernels)
     return Runtime(device, config.mode, level)
 
 

@@ -61,6 +61,8 @@ OPTIONS = (Key("model", "str", "resnext50_32x4d", "the network (any name create_
                "both (comma-separated)"),
            Key("compare", "str", "", f"also measure: {', '.join(COMPARE)} (comma-separated; empty for ours alone)"),
            Key("recompute", "bool", False, "recompute each block's activations in the backward (less memory)"),
+           Key("native_kernels", "bool", True, "our grouped 3x3 convolutions on the CPU: the C++ kernels (true) or "
+               "MindSpore's own (false)"),
            Key("steps", "int", 10, "timed steps (their median is reported)", low=1),
            Key("warmup", "int", 2, "untimed steps after the first call", low=0),
            Key("rounds", "int", 5, "loop: epochs of the loop alternated with as many bare runs (the best of each)",
@@ -113,7 +115,7 @@ def set_mindspore_mode(mode):
 
 def ours(args, images, labels, runtime):
     import mindspore as ms
-    from mindcv_resnext import create_model
+    from mindcv_resnext import create_model, kernels
     from mindcv_resnext.engine.loss import CrossEntropy
     from mindcv_resnext.engine.optim import create_optimizer
     from mindcv_resnext.engine.step import TrainStep, cast_network, recompute_blocks
@@ -121,6 +123,7 @@ def ours(args, images, labels, runtime):
     from mindcv_resnext.export import for_deployment
     from mindcv_resnext.runtime import jit
     set_mindspore_mode(args.mode)
+    kernels.set_enabled(args.native_kernels)
     model = create_model(args.model)
     x, y = ms.Tensor(images), ms.Tensor(labels)
     if args.task == "train":
@@ -218,7 +221,7 @@ def loop_row(args):
                              "--ckpt_save_dir", os.path.join(folder, "out"), "--model", args.model, "--batch_size",
                              str(args.batch_size), "--image_resize", str(args.image_size), "--val_while_train",
                              "false", "--mode", "0" if args.mode == "graph" else "1", "--amp_level", args.amp_level,
-                             "--log_interval", "10",
+                             "--log_interval", "10", "--native_kernels", str(args.native_kernels).lower(),
                              "--epoch_size", str(1 + 2 * args.rounds)])  # the schedule covers the bare steps too
     setup_runtime(config)
     run = build_run(config, 0, 1, None, lambda line: None)

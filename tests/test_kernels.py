@@ -1,0 +1,111 @@
+"""The native grouped 3x3 convolution (mindcv_resnext/kernels): the same numbers as MindSpore's convolution forward
+and backward, used where it applies and only there, switched by the recipe, and a clean fallback without it."""
+import mindspore as ms
+import numpy as np
+import pytest
+from mindspore import nn
+
+from conftest import random_images
+from mindcv_resnext import create_model, kernels
+from mindcv_resnext.config import resolve_config
+from mindcv_resnext.engine.loss import CrossEntropy
+from mindcv_resnext.engine.step import TrainStep
+from mindcv_resnext.models.grouped_conv import GroupedConv3x3, native_ops
+from mindcv_resnext.runtime import setup_runtime
+
+pytestmark = pytest.mark.skipif(kernels.library() is None, reason=f"no native kernels: {kernels.unavailable_reason()}")
+
+
+@pytest.fixture
+def kernel_state():
+    """Put the kernels' switch and build state back as they were after the test."""
+    saved = dict(kernels._state)
+    yield kernels._state
+    kernels._state.update(saved)
+
+
+def pair(channels, groups, stride):
+    """The same convolution twice, same weight: one on the native kernels, one on MindSpore's."""
+    native = GroupedConv3x3(channels, groups, stride)
+    plain = GroupedConv3x3(channels, groups, stride)
+    plain.use_native(False)
+    plain.weight.set_data(native.weight.data)
+    assert native.native is not None
+    return native, plain
+
+
+def output_and_gradients(conv, x, dy):
+    def weighted_sum(images):
+        return (conv(images) * dy).sum()
+    dx, (dw,) = ms.jit(ms.grad(weighted_sum, grad_position=0, weights=[conv.weight]))(x)
+    return conv(x).asnumpy(), dx.asnumpy(), dw.asnumpy()
+
+
+@pytest.mark.parametrize("channels, groups, height, width, stride", [
+    (128, 32, 14, 14, 1),   # 4 channels per group (resnext50_32x4d's first stage, smaller map)
+    (256, 32, 15, 14, 2),   # 8 per group, stride 2, odd height
+    (64, 4, 7, 9, 1),       # 16 per group, the other kernel family
+    (64, 2, 8, 5, 2),       # 32 per group, stride 2, odd width
+    (96, 12, 11, 11, 1),    # 8 per group on a map wider than one vector, no power of two
+    (128, 32, 1, 1, 2),     # a 1x1 map
+    (48, 3, 33, 35, 2),     # 16 per group, more columns than one block of output positions
+])
+def test_native_grouped_conv_equals_mindspores_forward_and_backward(channels, groups, height, width, stride):
+    native, plain = pair(channels, groups, stride)
+    x = random_images((3, channels, height, width))
+    dy = random_images(native(x).shape, seed=1)
+    for got, expected in zip(output_and_gradients(native, x, dy), output_and_gradients(plain, x, dy)):
+        assert got.shape == expected.shape
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5 * np.abs(expected).max())
+
+
+def test_the_kernels_apply_to_narrow_groups_on_the_cpu_in_float32_only(kernel_state):
+    assert native_ops(128, 32, 1) is not None and native_ops(1024, 32, 2) is not None  # 4 and 32 per group
+    assert native_ops(256, 2, 1) is None    # 128 per group: one large matrix product, oneDNN's strength
+    assert native_ops(96, 16, 1) is None    # 6 per group: not a multiple of 4
+    assert native_ops(64, 1, 1) is None     # not grouped
+    conv = GroupedConv3x3(64, 16)
+    half = conv.to_float(ms.float16)       # fp16 compute goes to MindSpore's convolution
+    assert half(random_images((1, 64, 5, 5)).astype(ms.float16)).dtype == ms.float16
+    kernels.set_enabled(False)
+    assert native_ops(128, 32, 1) is None
+
+
+def test_without_a_compiler_the_network_runs_mindspores_convolution(kernel_state, monkeypatch):
+    monkeypatch.setattr(kernels.shutil, "which", lambda name: None)
+    kernel_state.update(library=None, reason=None)
+    assert kernels.library() is None and "no C++ compiler" in kernels.unavailable_reason()
+    net = create_model("resnext14_2x16d")
+    assert all(cell.native is None for _, cell in net.cells_and_names() if isinstance(cell, GroupedConv3x3))
+    assert net(random_images((1, 3, 32, 32))).shape == (1, 1000)
+
+
+@pytest.mark.parametrize("switch", [True, False])
+def test_the_recipe_key_decides_what_the_network_runs(switch, kernel_state, tmp_path):
+    config = resolve_config(["--native_kernels", str(switch).lower(), "--device_target", "CPU"])
+    setup_runtime(config)
+    grouped = [cell for _, cell in create_model("resnext14_2x16d").cells_and_names()
+               if isinstance(cell, GroupedConv3x3)]
+    covered = [cell.in_channels // cell.group <= 32 for cell in grouped]  # 16, 32, 64 and 128 channels per group
+    assert covered == [True, True, False, False]
+    assert [cell.native is not None for cell in grouped] == [switch and c for c in covered]
+
+
+def test_training_steps_on_the_kernels_follow_mindspores(kernel_state):
+    """Two momentum-SGD steps of a whole network, native against MindSpore's convolutions: the same losses and
+    weights to float32 rounding (the backward of the grouped convolutions, stride 1 and 2, in a real step). Batch
+    statistics of 4 images amplify rounding step by step: a third step at lr 0.1 ends 1e-2 apart."""
+    runs = []
+    for switch in (True, False):
+        kernels.set_enabled(switch)
+        ms.set_seed(0)
+        net = create_model("resnext14_2x16d", num_classes=10)  # the same initial weights: the same seed
+        net.set_train(True)
+        step = TrainStep(net, CrossEntropy(10), nn.Momentum(net.trainable_params(), 0.01, 0.9))
+        labels = ms.Tensor(np.arange(4, dtype=np.int32))
+        losses = [float(step(random_images((4, 3, 32, 32), seed=s), labels)[0].asnumpy()) for s in range(2)]
+        runs.append((net, losses))
+    (native_net, native_losses), (plain_net, plain_losses) = runs
+    np.testing.assert_allclose(native_losses, plain_losses, rtol=1e-5)
+    for got, expected in zip(native_net.trainable_params(), plain_net.trainable_params()):
+        np.testing.assert_allclose(got.asnumpy(), expected.asnumpy(), rtol=0, atol=1e-5, err_msg=got.name)
