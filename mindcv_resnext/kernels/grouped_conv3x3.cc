@@ -239,8 +239,9 @@ void backward_input(const float *dy, const float *w, float *dx, const Problem &p
 }
 
 // The weight gradient of one group: dw[o][i][ky][kx] = sum over images and output positions of
-// dy[o][oy][ox] * x_padded[i][oy * stride + ky][ox * stride + kx], 4 output channels x 3 taps (one kernel row) per
-// block, 16 output columns per vector, lane sums kept apart until the end.
+// dy[o][oy][ox] * x_padded[i][oy * stride + ky][ox * stride + kx]. For groups of 4 or 8 channels on large maps:
+// 4 output channels x 3 taps (one kernel row) per block, 16 output columns per vector, lane sums kept apart until
+// the end.
 void backward_weight_group(const float *dy, const float *x, float *dw, int64_t g, const Problem &p) {
   const int64_t Cg = p.Cg(), Cog = p.Cog();
   const int64_t spans = (p.Wo + LANES - 1) / LANES;
@@ -278,8 +279,53 @@ void backward_weight_group(const float *dy, const float *x, float *dw, int64_t g
   for (int64_t k = 0; k < Cog * Cg * 9; ++k) dw[g * Cog * Cg * 9 + k] = _mm512_reduce_add_ps(_mm512_loadu_ps(&sums[k * LANES]));
 }
 
+// The same for groups of 16 or 32 channels on small maps, output channels in the lanes: the output gradient is
+// turned to (position, channel), and the 9 taps of one input channel x V vectors of 16 output channels are summed in
+// registers over every position of every image.
+template <int V>
+void backward_weight_group_by_channels(const float *dy, const float *x, float *dw, int64_t g, const Problem &p) {
+  constexpr int COG = LANES * V;
+  const int64_t Cg = p.Cg(), positions = p.Ho * p.Wo;
+  PaddedGroup in(Cg, p.H, p.W, 1, 0);
+  std::vector<float> dyt(positions * COG);       // (position, o)
+  std::vector<float> sums(Cg * 9 * COG, 0.f);    // (i, ky, kx, o)
+  for (int64_t n = 0; n < p.N; ++n) {
+    in.load(x + (n * p.C + g * Cg) * p.H * p.W, Cg, p.H, p.W);
+    const float *dyg = dy + (n * p.Co + g * COG) * positions;
+    for (int o = 0; o < COG; ++o)
+      for (int64_t q = 0; q < positions; ++q) dyt[q * COG + o] = dyg[o * positions + q];
+    for (int64_t i = 0; i < Cg; ++i) {
+      __m512 acc[9][V];
+      for (int k = 0; k < 9; ++k)
+        for (int v = 0; v < V; ++v) acc[k][v] = _mm512_loadu_ps(&sums[(i * 9 + k) * COG + LANES * v]);
+      for (int64_t oy = 0; oy < p.Ho; ++oy) {
+        for (int64_t ox = 0; ox < p.Wo; ++ox) {
+          __m512 grad[V];
+          for (int v = 0; v < V; ++v) grad[v] = _mm512_loadu_ps(&dyt[(oy * p.Wo + ox) * COG + LANES * v]);
+          for (int ky = 0; ky < 3; ++ky) {
+            const float *row = in.row(i, oy * p.stride + ky) + ox * p.stride;
+            for (int kx = 0; kx < 3; ++kx) {
+              const __m512 xv = _mm512_set1_ps(row[kx]);
+              for (int v = 0; v < V; ++v) acc[ky * 3 + kx][v] = _mm512_fmadd_ps(grad[v], xv, acc[ky * 3 + kx][v]);
+            }
+          }
+        }
+      }
+      for (int k = 0; k < 9; ++k)
+        for (int v = 0; v < V; ++v) _mm512_storeu_ps(&sums[(i * 9 + k) * COG + LANES * v], acc[k][v]);
+    }
+  }
+  for (int o = 0; o < COG; ++o)
+    for (int64_t i = 0; i < Cg; ++i)
+      for (int k = 0; k < 9; ++k) dw[((g * COG + o) * Cg + i) * 9 + k] = sums[(i * 9 + k) * COG + o];
+}
+
 void backward_weight(const float *dy, const float *x, float *dw, const Problem &p) {
-  parallel_for(p.groups, [&](int64_t g) { backward_weight_group(dy, x, dw, g, p); });
+  parallel_for(p.groups, [&](int64_t g) {
+    if (p.Cog() == LANES) backward_weight_group_by_channels<1>(dy, x, dw, g, p);
+    else if (p.Cog() == 2 * LANES) backward_weight_group_by_channels<2>(dy, x, dw, g, p);
+    else backward_weight_group(dy, x, dw, g, p);
+  });
 }
 
 // The problem from an input shape (N, C, H, W), a weight shape (Co, C / groups, 3, 3), an output size and the
