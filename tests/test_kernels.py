@@ -24,12 +24,15 @@ def kernel_state():
     kernels._state.update(saved)
 
 
-def pair(channels, groups, stride):
-    """The same convolution twice, same weight: one on the native kernels, one on MindSpore's."""
-    native = GroupedConv3x3(channels, groups, stride)
-    plain = GroupedConv3x3(channels, groups, stride)
+def pair(channels, groups, stride, has_bias=False):
+    """The same convolution twice, same weight (and bias): one on the native kernels, one on MindSpore's."""
+    native = GroupedConv3x3(channels, groups, stride, has_bias=has_bias)
+    plain = GroupedConv3x3(channels, groups, stride, has_bias=has_bias)
     plain.use_native(False)
     plain.weight.set_data(native.weight.data)
+    if has_bias:
+        native.bias.set_data(random_images((channels,), seed=2))
+        plain.bias.set_data(native.bias.data)
     assert native.native is not None
     return native, plain
 
@@ -37,21 +40,24 @@ def pair(channels, groups, stride):
 def output_and_gradients(conv, x, dy):
     def weighted_sum(images):
         return (conv(images) * dy).sum()
-    dx, (dw,) = ms.jit(ms.grad(weighted_sum, grad_position=0, weights=[conv.weight]))(x)
-    return conv(x).asnumpy(), dx.asnumpy(), dw.asnumpy()
+    dx, dparams = ms.jit(ms.grad(weighted_sum, grad_position=0, weights=conv.trainable_params()))(x)
+    return [conv(x).asnumpy(), dx.asnumpy()] + [d.asnumpy() for d in dparams]
 
 
-@pytest.mark.parametrize("channels, groups, height, width, stride", [
-    (128, 32, 14, 14, 1),   # 4 channels per group (resnext50_32x4d's first stage, smaller map)
-    (256, 32, 15, 14, 2),   # 8 per group, stride 2, odd height
-    (64, 4, 7, 9, 1),       # 16 per group, the other kernel family
-    (64, 2, 8, 5, 2),       # 32 per group, stride 2, odd width
-    (96, 12, 11, 11, 1),    # 8 per group on a map wider than one vector, no power of two
-    (128, 32, 1, 1, 2),     # a 1x1 map
-    (48, 3, 33, 35, 2),     # 16 per group, more columns than one block of output positions
+@pytest.mark.parametrize("channels, groups, height, width, stride, has_bias", [
+    (128, 32, 14, 14, 1, False),   # 4 channels per group (resnext50_32x4d's first stage, smaller map)
+    (256, 32, 15, 14, 2, False),   # 8 per group, stride 2, odd height
+    (64, 4, 7, 9, 1, False),       # 16 per group, the other kernel family
+    (64, 2, 8, 5, 2, False),       # 32 per group, stride 2, odd width
+    (96, 12, 11, 11, 1, False),    # 8 per group on a map wider than one vector, no power of two
+    (128, 32, 1, 1, 2, False),     # a 1x1 map
+    (48, 3, 33, 35, 2, False),     # 16 per group, more columns than one block of output positions
+    (128, 32, 9, 9, 2, True),      # with a bias (BatchNorm folded), both kernel families
+    (64, 4, 6, 6, 1, True),
 ])
-def test_native_grouped_conv_equals_mindspores_forward_and_backward(channels, groups, height, width, stride):
-    native, plain = pair(channels, groups, stride)
+def test_native_grouped_conv_equals_mindspores_forward_and_backward(channels, groups, height, width, stride,
+                                                                    has_bias):
+    native, plain = pair(channels, groups, stride, has_bias)
     x = random_images((3, channels, height, width))
     dy = random_images(native(x).shape, seed=1)
     for got, expected in zip(output_and_gradients(native, x, dy), output_and_gradients(plain, x, dy)):

@@ -9,6 +9,7 @@
 //
 // Entry points (MindSpore's aot signature: nparam, params, ndims, shapes, dtypes, stream, extra; 0 is success):
 //   GroupedConv3x3Forward{1,2}        (x, w) -> y
+//   GroupedConv3x3ForwardBias{1,2}    (x, w, b) -> y + b    (BatchNorm folded)
 //   GroupedConv3x3BackwardInput{1,2}  (dy, w, x) -> dx       (x only for its shape)
 //   GroupedConv3x3BackwardWeight{1,2} (dy, x, w) -> dw       (w only for its shape)
 // The digit is the stride; the group count is C / w.shape[1].
@@ -100,7 +101,7 @@ class PaddedGroup {
 // Forward for one (image, group), output positions in the lanes: O output channels x X vectors of 16 columns of one
 // output row per block. For groups of few channels on large maps (stages 1 and 2 of the ImageNet networks).
 template <int O, int X>
-void forward_by_columns(const float *x, const float *w, float *y, const Problem &p) {
+void forward_by_columns(const float *x, const float *w, const float *bias, float *y, const Problem &p) {
   constexpr int64_t SPAN = LANES * X;
   const int64_t Cg = p.Cg(), Cog = p.Cog();
   const int64_t spans = (p.Wo + SPAN - 1) / SPAN;
@@ -112,7 +113,7 @@ void forward_by_columns(const float *x, const float *w, float *y, const Problem 
       for (int64_t s = 0; s < spans; ++s) {
         __m512 acc[O][X];
         for (int o = 0; o < O; ++o)
-          for (int v = 0; v < X; ++v) acc[o][v] = _mm512_setzero_ps();
+          for (int v = 0; v < X; ++v) acc[o][v] = bias ? _mm512_set1_ps(bias[o0 + o]) : _mm512_setzero_ps();
         for (int64_t i = 0; i < Cg; ++i) {
           for (int ky = 0; ky < 3; ++ky) {
             const float *row = in.row(i, oy * p.stride + ky);
@@ -142,7 +143,7 @@ void forward_by_columns(const float *x, const float *w, float *y, const Problem 
 // Forward for one (image, group), output channels in the lanes: V vectors of 16 channels x B output columns per
 // block; wt is the group's weight as (i, ky, kx, o). For groups of 16 or more channels on small maps.
 template <int V, int B>
-void forward_by_channels(const float *x, const float *wt, float *y, const Problem &p) {
+void forward_by_channels(const float *x, const float *wt, const float *bias, float *y, const Problem &p) {
   constexpr int COG = LANES * V;
   const int64_t Cg = p.Cg();
   const int64_t blocks = (p.Wo + B - 1) / B;
@@ -153,7 +154,7 @@ void forward_by_channels(const float *x, const float *wt, float *y, const Proble
     for (int64_t ox0 = 0; ox0 < p.Wo; ox0 += B) {
       __m512 acc[B][V];
       for (int b = 0; b < B; ++b)
-        for (int v = 0; v < V; ++v) acc[b][v] = _mm512_setzero_ps();
+        for (int v = 0; v < V; ++v) acc[b][v] = bias ? _mm512_loadu_ps(bias + LANES * v) : _mm512_setzero_ps();
       for (int64_t i = 0; i < Cg; ++i) {
         for (int ky = 0; ky < 3; ++ky) {
           const float *row = in.row(i, oy * p.stride + ky) + ox0 * p.stride;
@@ -187,7 +188,8 @@ bool supported(const Problem &p) {
 
 bool by_channels(const Problem &p) { return p.Cog() % LANES == 0; }
 
-void forward(const float *x, const float *w, float *y, const Problem &p) {
+// y = conv(x, w) (+ bias[o] where bias is not null: BatchNorm folded for inference).
+void forward(const float *x, const float *w, const float *bias, float *y, const Problem &p) {
   const int64_t Cg = p.Cg(), Cog = p.Cog();
   std::vector<float> wt;
   if (by_channels(p)) {  // the weight as (g, i, ky, kx, o): a group's 16 or 32 output channels side by side
@@ -201,15 +203,16 @@ void forward(const float *x, const float *w, float *y, const Problem &p) {
     const int64_t n = task / p.groups, g = task % p.groups;
     const float *xg = x + (n * p.C + g * Cg) * p.H * p.W;
     float *yg = y + (n * p.Co + g * Cog) * p.Ho * p.Wo;
+    const float *bg = bias ? bias + g * Cog : nullptr;
     if (by_channels(p)) {
       const float *wg = wt.data() + g * Cg * 9 * Cog;
-      if (Cog == LANES) forward_by_channels<1, 14>(xg, wg, yg, p);
-      else forward_by_channels<2, 7>(xg, wg, yg, p);
+      if (Cog == LANES) forward_by_channels<1, 14>(xg, wg, bg, yg, p);
+      else forward_by_channels<2, 7>(xg, wg, bg, yg, p);
     } else {
       const float *wg = w + g * Cog * Cg * 9;
-      if (Cog % 8 == 0 && p.Wo <= 2 * LANES) forward_by_columns<8, 2>(xg, wg, yg, p);
-      else if (p.Wo > 2 * LANES) forward_by_columns<4, 4>(xg, wg, yg, p);
-      else forward_by_columns<4, 2>(xg, wg, yg, p);
+      if (Cog % 8 == 0 && p.Wo <= 2 * LANES) forward_by_columns<8, 2>(xg, wg, bg, yg, p);
+      else if (p.Wo > 2 * LANES) forward_by_columns<4, 4>(xg, wg, bg, yg, p);
+      else forward_by_columns<4, 2>(xg, wg, bg, yg, p);
     }
   });
 }
@@ -226,7 +229,7 @@ void backward_input(const float *dy, const float *w, float *dx, const Problem &p
         for (int k = 0; k < 9; ++k) wt[((g * Cg + i) * Cog + o) * 9 + 8 - k] = w[((g * Cog + o) * Cg + i) * 9 + k];
   const Problem t{p.N, p.Co, p.H, p.W, p.C, p.groups, p.H, p.W, 1};
   if (p.stride == 1) {
-    forward(dy, wt.data(), dx, t);
+    forward(dy, wt.data(), nullptr, dx, t);
     return;
   }
   std::vector<float> spread(p.N * p.Co * p.H * p.W, 0.f);
@@ -235,7 +238,7 @@ void backward_input(const float *dy, const float *w, float *dx, const Problem &p
       for (int64_t ox = 0; ox < p.Wo; ++ox)
         spread[(plane * p.H + 2 * oy) * p.W + 2 * ox] = dy[(plane * p.Ho + oy) * p.Wo + ox];
   });
-  forward(spread.data(), wt.data(), dx, t);
+  forward(spread.data(), wt.data(), nullptr, dx, t);
 }
 
 // The weight gradient of one group: dw[o][i][ky][kx] = sum over images and output positions of
@@ -342,13 +345,28 @@ bool all_float32_4d(int nparam, int *ndims, const char **dtypes) {
   return true;
 }
 
+bool float32_bias(int k, int *ndims, int64_t **shapes, const char **dtypes, int64_t channels) {
+  return ndims[k] == 1 && shapes[k][0] == channels && std::strcmp(dtypes[k], "float32") == 0;
+}
+
 int run_forward(int stride, int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes) {
   Problem p;  // (x, w) -> y
   if (nparam != 3 || !all_float32_4d(nparam, ndims, dtypes) ||
       !describe(shapes[0], shapes[1], shapes[2][2], shapes[2][3], stride, &p))
     return 1;
-  forward(static_cast<const float *>(params[0]), static_cast<const float *>(params[1]), static_cast<float *>(params[2]),
-          p);
+  forward(static_cast<const float *>(params[0]), static_cast<const float *>(params[1]), nullptr,
+          static_cast<float *>(params[2]), p);
+  return 0;
+}
+
+int run_forward_bias(int stride, int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes) {
+  Problem p;  // (x, w, b) -> y
+  if (nparam != 4 || !all_float32_4d(2, ndims, dtypes) || !all_float32_4d(1, ndims + 3, dtypes + 3) ||
+      !describe(shapes[0], shapes[1], shapes[3][2], shapes[3][3], stride, &p) ||
+      !float32_bias(2, ndims, shapes, dtypes, p.Co))
+    return 1;
+  forward(static_cast<const float *>(params[0]), static_cast<const float *>(params[1]),
+          static_cast<const float *>(params[2]), static_cast<float *>(params[3]), p);
   return 0;
 }
 
@@ -383,6 +401,8 @@ int run_backward_weight(int stride, int nparam, void **params, int *ndims, int64
 extern "C" {
 ENTRY(GroupedConv3x3Forward1, run_forward, 1)
 ENTRY(GroupedConv3x3Forward2, run_forward, 2)
+ENTRY(GroupedConv3x3ForwardBias1, run_forward_bias, 1)
+ENTRY(GroupedConv3x3ForwardBias2, run_forward_bias, 2)
 ENTRY(GroupedConv3x3BackwardInput1, run_backward_input, 1)
 ENTRY(GroupedConv3x3BackwardInput2, run_backward_input, 2)
 ENTRY(GroupedConv3x3BackwardWeight1, run_backward_weight, 1)
