@@ -18,7 +18,7 @@ def benchmark(*argv):
 
 
 @pytest.mark.parametrize("task, argv, impls", [
-    ("train", ["--compare", "torch"], ["mindcv_resnext", "torch", "torch_channels_last"]),
+    ("train", ["--compare", "torch", "--repeat", "2"], ["mindcv_resnext", "torch", "torch_channels_last"]),
     ("infer", ["--compare", "torch", "--runtime", "mindspore,onnxruntime"],
      ["mindcv_resnext", "mindcv_resnext", "torch", "torch_channels_last", "onnxruntime"]),
 ])
@@ -26,6 +26,7 @@ def test_the_rows_of_a_comparison(task, argv, impls):
     rows = benchmark("--model", "resnext11_2x16d", "--batch_size", "2", "--task", task, "--steps", "2",
                      "--warmup", "0", *argv)
     assert [row["impl"] for row in rows] == impls
+    assert all(row["runs"] == (2 if "--repeat" in argv else 1) for row in rows)  # --repeat: each row's fastest
     for row in rows:
         assert ROW_KEYS <= set(row) and row["task"] == task and row["batch_size"] == 2
         assert row["img_per_s"] > 0 and row["peak_mem_mb"] > 0 and row["compile_s"] >= 0
