@@ -13,6 +13,7 @@ import mindspore as ms
 
 from . import kernels
 from .config import ConfigError
+from .logs import LOGGER
 
 @dataclasses.dataclass(frozen=True)
 class Runtime:
@@ -90,6 +91,9 @@ def setup_runtime(config):
     _jit_options.update(jit_options(level))
     ms.set_seed(config.seed)
     kernels.set_enabled(config.native_kernels)
+    if config.native_kernels and device == "CPU" and kernels.library() is None:
+        LOGGER.info(f"native kernels off: {kernels.unavailable_reason()}; the grouped convolutions run MindSpore's "
+                    "own (slower, docs/performance.md)")
     return Runtime(device, config.mode, level)
 
 

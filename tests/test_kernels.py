@@ -1,5 +1,7 @@
 """The native grouped 3x3 convolution (mindcv_resnext/kernels): the same numbers as MindSpore's convolution forward
 and backward, used where it applies and only there, switched by the recipe, and a clean fallback without it."""
+import logging
+
 import mindspore as ms
 import numpy as np
 import pytest
@@ -10,6 +12,7 @@ from mindcv_resnext import create_model, kernels
 from mindcv_resnext.config import resolve_config
 from mindcv_resnext.engine.loss import CrossEntropy
 from mindcv_resnext.engine.step import TrainStep
+from mindcv_resnext.logs import LOGGER
 from mindcv_resnext.models.grouped_conv import GroupedConv3x3, native_ops
 from mindcv_resnext.runtime import setup_runtime
 
@@ -77,10 +80,20 @@ def test_the_kernels_apply_to_narrow_groups_on_the_cpu_in_float32_only(kernel_st
     assert native_ops(128, 32, 1) is None
 
 
-def test_without_a_compiler_the_network_runs_mindspores_convolution(kernel_state, monkeypatch):
+def test_without_a_compiler_the_network_runs_mindspores_convolution_and_the_run_says_so(kernel_state, monkeypatch):
     monkeypatch.setattr(kernels.shutil, "which", lambda name: None)
     kernel_state.update(library=None, reason=None)
-    assert kernels.library() is None and "no C++ compiler" in kernels.unavailable_reason()
+    said = []
+    handler = logging.Handler()
+    handler.emit = lambda record: said.append(record.getMessage())
+    LOGGER.addHandler(handler)
+    monkeypatch.setattr(LOGGER, "level", logging.INFO)
+    try:
+        setup_runtime(resolve_config(["--device_target", "CPU"]))
+    finally:
+        LOGGER.removeHandler(handler)
+    assert said == ["native kernels off: no C++ compiler (g++) on the PATH; the grouped convolutions run MindSpore's "
+                    "own (slower, docs/performance.md)"]
     net = create_model("resnext14_2x16d")
     assert all(cell.native is None for _, cell in net.cells_and_names() if isinstance(cell, GroupedConv3x3))
     assert net(random_images((1, 3, 32, 32))).shape == (1, 1000)

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from mindcv_resnext.checkpoint import CheckpointError, checkpoint_meta, read_checkpoint
+from mindcv_resnext.config import ConfigError
 from mindcv_resnext.engine.stopping import STOPPED_EXIT_CODE, NonFiniteLossError, TrainingStopped
 from test_data import write_image_folder
 from test_readback import ROOT, flags, network_entries, run
@@ -71,6 +72,12 @@ def test_a_signal_mid_epoch_saves_the_exact_position_and_resume_ends_as_an_unint
     meta = checkpoint_meta(read_checkpoint(tmp_path / "latest.ckpt"))
     assert (meta["epoch"], meta["global_step"], meta["partial_epoch"]["batches"]) == (1, 8, 2)
     assert len(meta["partial_epoch"]["losses"]) == 2
+
+    saved = (tmp_path / "latest.ckpt").read_bytes()  # elsewhere the position does not exist: an error, not a guess
+    with pytest.raises(ConfigError, match=r"inside epoch 2 \(batch 2 of 6, batch_size 8 on 1 device\(s\)\); this run "
+                                          r"has batch_size 4 on 1 device\(s\) \(12 batches an epoch\)"):
+        run(*stochastic(tiny, tmp_path, "--log_interval", "1", "--resume", "auto", "--batch_size", "4"))
+    assert (tmp_path / "latest.ckpt").read_bytes() == saved
 
     lines = []
     resumed = run(*stochastic(tiny, tmp_path, "--log_interval", "1", "--resume", "auto"), log=lines.append)

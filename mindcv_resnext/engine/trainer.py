@@ -244,6 +244,8 @@ def resume_run(run):
     if not path:
         return 0, None
     meta = load_training_state(path, run.model, run.step.state())
+    if meta.get("partial_epoch"):
+        check_same_layout(run, meta["partial_epoch"], meta["epoch"] + 1, path)
     run.step.micro_step = meta["global_step"] * run.config.gradient_accumulation_steps  # dropout keys follow it
     run.best_top1, run.resumed_from = meta.get("best_top1"), path
     metrics = run.path("metrics.jsonl")
@@ -465,8 +467,28 @@ def save_position(run, epoch, record):
     meta = checkpoint_metadata(run.config, run.train_loader.class_names, epoch - 1, run.global_step(), run.best_top1,
                                previous)
     meta["partial_epoch"] = dict(batches=record["stopped_at"], losses=record["losses"], points=record["points"],
-                                 overflow_steps=record["overflow_steps"])
+                                 overflow_steps=record["overflow_steps"], layout=epoch_layout(run, record["batches"]))
     save_weights(run, [run.path("latest.ckpt")], meta)
+
+
+def epoch_layout(run, batches):
+    """What a batch count inside an epoch means: the same count is the same place only with the same batches."""
+    return dict(batch_size=run.config.batch_size, devices=run.world_size, batches=batches)
+
+
+def check_same_layout(run, partial, epoch, path):
+    """A mid-epoch position resumes exactly only where the epoch is cut into the same batches; elsewhere it does not
+    exist, and going on would train on other images than the stopped run had left."""
+    saved = partial.get("layout")
+    now = epoch_layout(run, run.steps_per_epoch * run.config.gradient_accumulation_steps)
+    if saved is None or saved == now:
+        return
+    raise ConfigError(f"{path} holds a position inside epoch {epoch} (batch {partial['batches']} of "
+                      f"{saved['batches']}, batch_size {saved['batch_size']} on {saved['devices']} device(s)); this "
+                      f"run has batch_size {now['batch_size']} on {now['devices']} device(s) ({now['batches']} "
+                      f"batches an epoch), where that position does not exist: resume with batch_size "
+                      f"{saved['batch_size']} on {saved['devices']} device(s), or with --resume and an epoch "
+                      f"checkpoint (epoch {epoch - 1} or earlier) to start epoch {epoch} anew")
 
 
 def save_weights(run, paths, meta):

@@ -46,7 +46,7 @@ def native_ops(channels, groups, stride, has_bias=False):
 class GroupedConv3x3(nn.Conv2d):
     """3x3 convolution with `groups` groups, padding 1, equal input and output channels (ResNeXt's grouped conv)."""
 
-    def __init__(self, channels, groups, stride=1, has_bias=False, weight_init="normal"):
+    def __init__(self, channels, groups, stride=1, has_bias=False, weight_init=None):
         super().__init__(channels, channels, 3, stride=stride, pad_mode="pad", padding=1, group=groups,
                          has_bias=has_bias, weight_init=weight_init)
         self.native = native_ops(channels, groups, stride, has_bias)
