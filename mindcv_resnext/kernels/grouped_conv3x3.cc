@@ -4,8 +4,8 @@
 // Why: on the CPU MindSpore 2.7 runs every convolution through oneDNN's gemm:jit on plain NCHW. A grouped 3x3 with
 // 4 to 32 channels per group becomes 32 tiny matrix products per image and runs at ~20 GFLOP/s, against ~180 for a
 // 1x1 convolution: in resnext50_32x4d these convolutions are 5% of the arithmetic and a third of a training step.
-// Here each group is computed directly, with the output channels (4 or 8 per group: along the row, 16 positions
-// per vector) or the output positions (16 or more channels per group: 16 channels per vector) in the vector lanes.
+// Here each group is computed directly: for groups of 4 or 8 channels the vector lanes hold 16 output positions of
+// a row, for groups of 16 or 32 channels they hold 16 output channels.
 //
 // Entry points (MindSpore's aot signature: nparam, params, ndims, shapes, dtypes, stream, extra; 0 is success):
 //   GroupedConv3x3Forward{1,2}        (x, w) -> y
@@ -141,7 +141,7 @@ void forward_by_columns(const float *x, const float *w, const float *bias, float
 }
 
 // Forward for one (image, group), output channels in the lanes: V vectors of 16 channels x B output columns per
-// block; wt is the group's weight as (i, ky, kx, o). For groups of 16 or more channels on small maps.
+// block; wt is the group's weight as (i, ky, kx, o). For groups of 16 or 32 channels on small maps.
 template <int V, int B>
 void forward_by_channels(const float *x, const float *wt, const float *bias, float *y, const Problem &p) {
   constexpr int COG = LANES * V;
