@@ -1,5 +1,6 @@
-"""Device, execution mode and compile level from a resolved config, applied once per process before any network is
-built; and `jit`, the one place that compiles a function, so every compiled graph gets the recipe's level.
+"""Device, execution mode, compile level and the native-kernel switch from a resolved config, applied once per
+process before any network is built; and `jit`, the one place that compiles a function, so every compiled graph gets
+the recipe's level.
 
 Compile levels in MindSpore 2.7: `mindspore.jit` takes jit_level O0 or O1 on its own backend ("ms_backend", every
 device), and backend="GE" for the whole-graph Ascend path that MindCV calls jit level O2 (it compiles with
