@@ -69,8 +69,8 @@ SCHEMA = [
            "build and machine can use", choices=("auto", "Ascend", "GPU", "CPU")),
         _k("jit_level", "str", "auto", "graph compile level; auto: O2 on Ascend in graph mode (as MindCV), else O0; O2 "
            "(the whole-graph GE backend) exists on Ascend only", choices=("auto", "O0", "O1", "O2")),
-        _k("native_kernels", "bool", True, "on the CPU, run the grouped 3x3 convolutions with the C++ kernels of "
-           "mindcv_resnext/kernels (built on first use with g++, for AVX-512 CPUs; without them MindSpore's own run); "
+        _k("native_kernels", "bool", True, "on the CPU, run the grouped 3x3 convolutions and training-mode "
+           "BatchNorm (+ ReLU) with the C++ kernels of mindcv_resnext/kernels (built on first use with g++, for AVX-512 CPUs; without them MindSpore's own run); "
            "false: always MindSpore's own (the same numbers to float32 rounding, slower)"),
         _k("distribute", "bool", False, "data-parallel run under msrun"),
         _k("seed", "int", 42, "seed of weights, data order and augmentation", low=0),

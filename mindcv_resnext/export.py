@@ -13,7 +13,8 @@ import mindspore as ms
 import numpy as np
 from mindspore import nn
 
-from .models.grouped_conv import GroupedConv3x3, use_native_kernels
+from .models.grouped_conv import GroupedConv3x3
+from .models.resnext import use_native_kernels
 
 FORMATS = {"MINDIR": ".mindir", "ONNX": ".onnx", "AIR": ".air"}
 
@@ -59,7 +60,7 @@ def fold_batchnorm(model):
                 setattr(cell, conv_name, _folded_conv(pair[0], pair[1]))
             else:
                 setattr(cell, conv_name, _folded_conv(getattr(cell, conv_name), getattr(cell, bn_name)))
-                setattr(cell, bn_name, nn.Identity())
+                setattr(cell, bn_name, nn.ReLU() if getattr(cell, bn_name).relu else nn.Identity())
             folded += 1
     for path, param in model.parameters_and_names():  # a cell set as an attribute names its parameters anew
         param.name = path

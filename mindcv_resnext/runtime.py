@@ -93,8 +93,8 @@ def setup_runtime(config):
     ms.set_seed(config.seed)
     kernels.set_enabled(config.native_kernels)
     if config.native_kernels and device == "CPU" and kernels.library() is None:
-        LOGGER.info(f"native kernels off: {kernels.unavailable_reason()}; the grouped convolutions run MindSpore's "
-                    "own (slower, docs/performance.md)")
+        LOGGER.info(f"native kernels off: {kernels.unavailable_reason()}; the grouped convolutions and BatchNorm "
+                    "run MindSpore's own operators (slower, docs/performance.md)")
     return Runtime(device, config.mode, level)
 
 

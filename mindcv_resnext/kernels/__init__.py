@@ -1,14 +1,16 @@
 """Native CPU kernels, compiled on first use with the machine's C++ compiler.
 
 `grouped_conv3x3.cc` computes ResNeXt's grouped 3x3 convolution, forward and both gradients, 3-5x faster than
-MindSpore 2.7's oneDNN path on the CPU (its header says why; docs/performance.md has the measurements). It is built
-with `-march=native` into a cache folder whose file name is a hash of the source, the compiler and this CPU's flags,
+MindSpore 2.7's oneDNN path on the CPU; `batch_norm.cc` training-mode BatchNorm (+ ReLU), forward and backward, in
+two passes over memory where MindSpore's four operators make about thirteen (their headers say why;
+docs/performance.md has the measurements). The sources are built with `-march=native` into one library in a cache
+folder whose file name is a hash of the source, the compiler and this CPU's flags,
 so each machine runs code for its own CPU and a home folder shared between machines never hands one another's build.
 The first build takes a few seconds; processes that build at once (msrun ranks) each write a temporary file and
 rename it, so none reads a half-written library.
 
 Without g++, on a CPU without AVX-512, on another device than the CPU, or with `native_kernels: false`, the network
-runs MindSpore's own convolution instead: the same numbers to float32 rounding, only slower.
+runs MindSpore's own operators instead: the same numbers to float32 rounding, only slower.
 """
 import hashlib
 import os
@@ -16,7 +18,9 @@ import platform
 import shutil
 import subprocess
 
-SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "grouped_conv3x3.cc")
+FOLDER = os.path.dirname(os.path.abspath(__file__))
+SOURCES = ("grouped_conv3x3.cc", "batch_norm.cc")
+HEADERS = ("parallel.h",)
 COMPILE = ("-O3", "-march=native", "-std=c++17", "-shared", "-fPIC", "-pthread")
 CACHE_ENV = "MINDCV_RESNEXT_KERNEL_CACHE"
 
@@ -50,19 +54,21 @@ def _compiler_version(compiler):
 
 def _build(compiler, flags):
     """The library's path, compiled now unless a build for this source, compiler and CPU is in the cache."""
-    with open(SOURCE, "rb") as source:
-        key = hashlib.sha256(source.read())
+    key = hashlib.sha256()
+    for name in SOURCES + HEADERS:
+        with open(os.path.join(FOLDER, name), "rb") as source:
+            key.update(source.read())
     key.update(" ".join(COMPILE).encode())
     key.update(_compiler_version(compiler).encode())
     key.update(" ".join(sorted(flags)).encode())
     folder = cache_folder()
-    library = os.path.join(folder, f"grouped_conv3x3-{key.hexdigest()[:16]}.so")
+    library = os.path.join(folder, f"kernels-{key.hexdigest()[:16]}.so")
     if os.path.exists(library):
         return library
     os.makedirs(folder, exist_ok=True)
     temporary = f"{library}.{os.getpid()}.tmp"
     try:
-        result = subprocess.run([compiler, *COMPILE, "-o", temporary, SOURCE], capture_output=True, text=True,
+        result = subprocess.run([compiler, *COMPILE, "-o", temporary, *(os.path.join(FOLDER, name) for name in SOURCES)], capture_output=True, text=True,
                                 check=False)
         if result.returncode != 0:
             raise RuntimeError(f"{compiler} failed: {result.stderr.strip().splitlines()[-1:]}")
@@ -88,7 +94,7 @@ def library():
             try:
                 _state["library"] = _build(compiler, flags)
             except (OSError, RuntimeError) as error:
-                _state["reason"] = f"building {os.path.basename(SOURCE)} failed: {error}"
+                _state["reason"] = f"building {', '.join(SOURCES)} failed: {error}"
     return _state["library"]
 
 

@@ -15,13 +15,13 @@
 // The digit is the stride; the group count is C / w.shape[1].
 // Sums run in another order than oneDNN's: results agree to float32 rounding, not bit for bit.
 #include <immintrin.h>
-#include <sched.h>
 
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
-#include <thread>
 #include <vector>
+
+#include "parallel.h"
 
 namespace {
 
@@ -36,24 +36,7 @@ struct Problem {
   int64_t Cog() const { return Co / groups; }
 };
 
-int worker_count() {
-  cpu_set_t set;
-  if (sched_getaffinity(0, sizeof(set), &set) == 0) return std::max(1, CPU_COUNT(&set));
-  return std::max(1u, std::thread::hardware_concurrency());
-}
-
-// body(t) for t in [0, tasks), spread over the CPUs this process may use; the calling thread takes a share.
-template <typename Body>
-void parallel_for(int64_t tasks, Body body) {
-  const int threads = static_cast<int>(std::min<int64_t>(worker_count(), tasks));
-  auto share = [&](int k) {
-    for (int64_t t = k; t < tasks; t += threads) body(t);
-  };
-  std::vector<std::thread> pool;
-  for (int k = 1; k < threads; ++k) pool.emplace_back(share, k);
-  share(0);
-  for (auto &thread : pool) thread.join();
-}
+using kernels::parallel_for;
 
 // One image's group of channels, zero-padded by one row above and below and one column left, with `slack` more
 // zero columns on the right so that whole vectors can be read past the edge. For stride 2 each row is stored as
@@ -339,19 +322,13 @@ bool describe(const int64_t *input, const int64_t *weight, int64_t Ho, int64_t W
   return Ho == (input[2] - 1) / stride + 1 && Wo == (input[3] - 1) / stride + 1 && supported(*p);
 }
 
-bool all_float32_4d(int nparam, int *ndims, const char **dtypes) {
-  for (int k = 0; k < nparam; ++k)
-    if (ndims[k] != 4 || std::strcmp(dtypes[k], "float32") != 0) return false;
-  return true;
-}
-
-bool float32_bias(int k, int *ndims, int64_t **shapes, const char **dtypes, int64_t channels) {
-  return ndims[k] == 1 && shapes[k][0] == channels && std::strcmp(dtypes[k], "float32") == 0;
+bool float32_4d(int first, int count, int *ndims, const char **dtypes) {
+  return kernels::float32_of_rank(first, count, 4, ndims, dtypes);
 }
 
 int run_forward(int stride, int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes) {
   Problem p;  // (x, w) -> y
-  if (nparam != 3 || !all_float32_4d(nparam, ndims, dtypes) ||
+  if (nparam != 3 || !float32_4d(0, nparam, ndims, dtypes) ||
       !describe(shapes[0], shapes[1], shapes[2][2], shapes[2][3], stride, &p))
     return 1;
   forward(static_cast<const float *>(params[0]), static_cast<const float *>(params[1]), nullptr,
@@ -361,9 +338,9 @@ int run_forward(int stride, int nparam, void **params, int *ndims, int64_t **sha
 
 int run_forward_bias(int stride, int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes) {
   Problem p;  // (x, w, b) -> y
-  if (nparam != 4 || !all_float32_4d(2, ndims, dtypes) || !all_float32_4d(1, ndims + 3, dtypes + 3) ||
+  if (nparam != 4 || !float32_4d(0, 2, ndims, dtypes) || !float32_4d(3, 1, ndims, dtypes) ||
       !describe(shapes[0], shapes[1], shapes[3][2], shapes[3][3], stride, &p) ||
-      !float32_bias(2, ndims, shapes, dtypes, p.Co))
+      !kernels::float32_of_rank(2, 1, 1, ndims, dtypes) || shapes[2][0] != p.Co)
     return 1;
   forward(static_cast<const float *>(params[0]), static_cast<const float *>(params[1]),
           static_cast<const float *>(params[2]), static_cast<float *>(params[3]), p);
@@ -372,7 +349,7 @@ int run_forward_bias(int stride, int nparam, void **params, int *ndims, int64_t 
 
 int run_backward_input(int stride, int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes) {
   Problem p;  // (dy, w, x) -> dx
-  if (nparam != 4 || !all_float32_4d(nparam, ndims, dtypes) ||
+  if (nparam != 4 || !float32_4d(0, nparam, ndims, dtypes) ||
       !describe(shapes[2], shapes[1], shapes[0][2], shapes[0][3], stride, &p))
     return 1;
   backward_input(static_cast<const float *>(params[0]), static_cast<const float *>(params[1]),
@@ -382,7 +359,7 @@ int run_backward_input(int stride, int nparam, void **params, int *ndims, int64_
 
 int run_backward_weight(int stride, int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes) {
   Problem p;  // (dy, x, w) -> dw
-  if (nparam != 4 || !all_float32_4d(nparam, ndims, dtypes) ||
+  if (nparam != 4 || !float32_4d(0, nparam, ndims, dtypes) ||
       !describe(shapes[1], shapes[2], shapes[0][2], shapes[0][3], stride, &p))
     return 1;
   backward_weight(static_cast<const float *>(params[0]), static_cast<const float *>(params[1]),

@@ -62,10 +62,3 @@ class GroupedConv3x3(nn.Conv2d):
             return self.native(x, self.weight, self.bias)
         return self.native(x, self.weight)
 
-
-def use_native_kernels(network, enabled):
-    """Set every GroupedConv3x3 of `network` to the native kernels (where they apply) or to MindSpore's own."""
-    for _, cell in network.cells_and_names():
-        if isinstance(cell, GroupedConv3x3):
-            cell.use_native(enabled)
-    return network

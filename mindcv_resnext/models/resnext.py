@@ -16,6 +16,7 @@ from mindspore import dtype as mstype
 from mindspore import nn, ops
 from mindspore.common import initializer as init
 
+from .batch_norm import BatchNormAct2d
 from .grouped_conv import GroupedConv3x3
 
 EXPANSION = 4
@@ -39,8 +40,19 @@ def conv2d(in_channels, out_channels, kernel_size, stride=1, group=1):
                      padding=kernel_size // 2, group=group, has_bias=False, weight_init=weight_init)
 
 
-def batch_norm(channels, zero_gamma=False):
-    return nn.BatchNorm2d(channels, eps=BN_EPS, momentum=BN_MOMENTUM, gamma_init="zeros" if zero_gamma else "ones")
+def batch_norm(channels, zero_gamma=False, relu=False):
+    """BatchNorm, followed by ReLU when `relu` is true: one native CPU pass in training where the kernels apply."""
+    return BatchNormAct2d(channels, eps=BN_EPS, momentum=BN_MOMENTUM, gamma_init="zeros" if zero_gamma else "ones",
+                       relu=relu)
+
+
+def use_native_kernels(network, enabled):
+    """Set every grouped convolution and BatchNorm of `network` to the native kernels (where they apply) or to
+    MindSpore's own operators."""
+    for _, cell in network.cells_and_names():
+        if isinstance(cell, (GroupedConv3x3, BatchNormAct2d)):
+            cell.use_native(enabled)
+    return network
 
 
 _MASK32 = 0xFFFFFFFF
@@ -123,7 +135,8 @@ class StemMaxPool(nn.Cell):
 
 
 class Bottleneck(nn.Cell):
-    """1x1 reduce -> grouped 3x3 (carries the stride) -> 1x1 expand (x4), plus the shortcut, then ReLU."""
+    """1x1 reduce -> grouped 3x3 (carries the stride) -> 1x1 expand (x4), plus the shortcut, then ReLU. (bn1 and bn2
+    end with their ReLU.)"""
 
     def __init__(self, in_channels, planes, stride=1, cardinality=1, base_width=64, drop_path=0.0,
                  zero_init_last=False, salt=0):
@@ -131,9 +144,9 @@ class Bottleneck(nn.Cell):
         width = bottleneck_width(planes, cardinality, base_width)
         out_channels = planes * EXPANSION
         self.conv1 = conv2d(in_channels, width, 1)
-        self.bn1 = batch_norm(width)
+        self.bn1 = batch_norm(width, relu=True)
         self.conv2 = conv2d(width, width, 3, stride=stride, group=cardinality)
-        self.bn2 = batch_norm(width)
+        self.bn2 = batch_norm(width, relu=True)
         self.conv3 = conv2d(width, out_channels, 1)
         self.bn3 = batch_norm(out_channels, zero_gamma=zero_init_last)
         self.relu = nn.ReLU()
@@ -145,8 +158,8 @@ class Bottleneck(nn.Cell):
 
     def construct(self, x, key=None):
         identity = x
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = self.relu(self.bn2(self.conv2(out)))
+        out = self.bn1(self.conv1(x))
+        out = self.bn2(self.conv2(out))
         out = self.bn3(self.conv3(out))
         if self.drop_path is not None:
             out = self.drop_path(out, key)
@@ -188,10 +201,9 @@ class ResNeXt(nn.Cell):
                 raise ValueError(f"{key} must be in [0, 1), got {rate}")
         imagenet = len(stage_blocks) == 4
 
-        # Stem: conv1/bn1/relu (+ max_pool for ImageNet).
+        # Stem: conv1/bn1 (which ends with the ReLU) (+ max_pool for ImageNet).
         self.conv1 = conv2d(in_channels, 64, 7 if imagenet else 3, stride=2 if imagenet else 1)
-        self.bn1 = batch_norm(64)
-        self.relu = nn.ReLU()
+        self.bn1 = batch_norm(64, relu=True)
         if not imagenet:
             self.max_pool = nn.Identity()
         elif stem_pool_pad == "same":
@@ -199,7 +211,7 @@ class ResNeXt(nn.Cell):
         else:
             self.max_pool = StemMaxPool()
         stem_stride = 2 if imagenet else 1
-        self.feature_info = [dict(num_chs=64, reduction=stem_stride, module="relu")]
+        self.feature_info = [dict(num_chs=64, reduction=stem_stride, module="bn1")]
 
         # Stages layer1..layerN; block k of K total gets drop path drop_path_rate * k / (K - 1).
         total_blocks = sum(stage_blocks)
@@ -246,7 +258,7 @@ class ResNeXt(nn.Cell):
 
     def forward_intermediates(self, x, key=None):
         """The stem map and every stage map, in the order of `feature_info` before `out_indices` picks."""
-        x = self.relu(self.bn1(self.conv1(x)))
+        x = self.bn1(self.conv1(x))
         maps = (x,)
         x = self.run_stage(self.layer1, self.max_pool(x), key)
         maps += (x,)
