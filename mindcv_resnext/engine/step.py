@@ -119,10 +119,14 @@ def recompute_blocks(model):
     """Keep only each residual block's input for the backward and recompute the rest there (MindSpore's
     Cell.recompute): lower peak memory for large batches, at the cost of a second forward of every block. The
     numbers are the same. Call it before the step is compiled."""
+    from ..models.batch_norm import BatchNormAct2d
     from ..models.resnext import Bottleneck
     for _, cell in model.cells_and_names():
         if isinstance(cell, Bottleneck):
             cell.recompute()
+            for _, inner in cell.cells_and_names():
+                if isinstance(inner, BatchNormAct2d):
+                    inner.recomputed = True  # its moving statistics must be updated once, not once per forward
     return model
 
 

@@ -41,6 +41,9 @@ class BatchNormAct2d(nn.BatchNorm2d):
         self.relu = relu
         self.settings = ms.Tensor([eps, self.momentum], mstype.float32)  # self.momentum: the batch's weight
         self.native = native_ops(relu)
+        self.recomputed = False  # set by engine.step.recompute_blocks: see recomputable_forward
+        self.frozen_settings = ms.Tensor([eps, 0.0], mstype.float32)
+        self.frozen_bn_train = ops.BatchNorm(is_training=True, epsilon=eps, momentum=0.0, data_format=self.format)
 
     def use_native(self, enabled):
         """Switch the kernels off or back on where they apply."""
@@ -52,9 +55,33 @@ class BatchNormAct2d(nn.BatchNorm2d):
         batch_statistics = self.training if self.use_batch_statistics is None else self.use_batch_statistics
         if not batch_statistics:
             y = self.bn_infer(x, self.gamma, self.beta, self.moving_mean, self.moving_variance)[0]
+        elif self.recomputed:
+            return self.recomputable_forward(x)
         elif self.native is None or x.dtype != mstype.float32 or self.gamma.dtype != mstype.float32:
             y = self.bn_train(x, self.gamma, self.beta, self.moving_mean, self.moving_variance)[0]
         else:  # the kernel updates the moving statistics, as MindSpore's does
             return self.native(x, self.gamma, self.beta, self.moving_mean, self.moving_variance, self.settings)[0]
         return ops.relu(y) if self.relu else y
 
+    def recomputable_forward(self, x):
+        """Training-mode BatchNorm for a block that the backward recomputes (`recompute`). MindSpore's recompute
+        runs a recomputed block's operators again, side effects included, so a BatchNorm operator that updates its
+        moving statistics (MindSpore's or our kernel) would update them twice a step. Here the operator runs with
+        momentum 0 (its statistics stay as they are) and two Assigns, which the backward does not need and so the
+        recompute does not repeat, update them from the batch's statistics."""
+        if self.native is not None and x.dtype == mstype.float32 and self.gamma.dtype == mstype.float32:
+            y, mean, variance = self.native(x, self.gamma, self.beta, self.moving_mean, self.moving_variance,
+                                            self.frozen_settings)
+        else:  # MindSpore's BatchNorm on this device, and the statistics from reductions (fast off the CPU)
+            y = self.frozen_bn_train(x, self.gamma, self.beta, self.moving_mean, self.moving_variance)[0]
+            y = ops.relu(y) if self.relu else y
+            x = ops.cast(x, mstype.float32)
+            mean = x.mean(axis=(0, 2, 3))
+            centred = x - ops.reshape(mean, (1, -1, 1, 1))
+            variance = (centred * centred).mean(axis=(0, 2, 3))
+        count = x.shape[0] * x.shape[2] * x.shape[3]
+        mean = ops.cast(ops.stop_gradient(mean), mstype.float32)
+        variance = ops.cast(ops.stop_gradient(variance), mstype.float32) * (count / max(count - 1, 1))
+        ops.assign(self.moving_mean, self.moving_mean * (1.0 - self.momentum) + mean * self.momentum)
+        ops.assign(self.moving_variance, self.moving_variance * (1.0 - self.momentum) + variance * self.momentum)
+        return y
