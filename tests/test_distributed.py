@@ -15,6 +15,9 @@ from test_data import write_image_folder
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.dirname(sys.executable)
 ENV = dict(os.environ, GLOG_v="3", PATH=BIN + os.pathsep + os.environ.get("PATH", ""), BIND_CORE="False")
+# A job whose rank dies ends when msrun's scheduler declares the rank lost: after ~30 s by default, 10 s here
+# (MindSpore's MS_NODE_TIMEOUT; the jobs below that lose a rank take ~20 s less each).
+LOSES_A_RANK = {"MS_NODE_TIMEOUT": "10"}
 
 
 def free_port():
@@ -36,8 +39,8 @@ def train_flags(data_dir, save_dir, *extra):
             "--ckpt_save_dir", str(save_dir), "--device_target", "CPU", *extra]
 
 
-def launch(args, log_dir, nodes=None, timeout=300):
-    env = dict(ENV, LOG_DIR=str(log_dir), MASTER_PORT=str(free_port()), **(nodes or {}))
+def launch(args, log_dir, nodes=None, timeout=300, env_extra=None):
+    env = dict(ENV, LOG_DIR=str(log_dir), MASTER_PORT=str(free_port()), **(nodes or {}), **(env_extra or {}))
     return subprocess.run(["bash", "scripts/launch_train.sh", *args], cwd=ROOT, env=env, capture_output=True,
                           text=True, timeout=timeout)
 
@@ -129,7 +132,7 @@ def test_two_nodes_on_loopback_run_the_same_job(data, tmp_path):
 
 def test_a_worker_that_fails_makes_the_launcher_fail(data, tmp_path):
     result = launch(["2", *train_flags(data, tmp_path / "ckpt", "--model", "resnext11_2x16d", "--data_dir",
-                                       str(tmp_path / "missing"))], tmp_path / "logs")
+                                       str(tmp_path / "missing"))], tmp_path / "logs", env_extra=LOSES_A_RANK)
     assert result.returncode != 0
     assert any("data_dir not found" in log for log in worker_logs(tmp_path / "logs"))
 
@@ -157,7 +160,7 @@ def rank_processes(marker):
 def signal_rank_1_after_epoch_1(flags, save_dir, log_dir, number):
     """Launch a 2-rank job, send rank 1 alone `number` once epoch 1's metrics are written; the job's exit code."""
     import time
-    env = dict(ENV, LOG_DIR=str(log_dir), MASTER_PORT=str(free_port()))
+    env = dict(ENV, LOG_DIR=str(log_dir), MASTER_PORT=str(free_port()), **LOSES_A_RANK)
     job = subprocess.Popen(["bash", "scripts/launch_train.sh", "2", *flags], cwd=ROOT, env=env,
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     metrics, deadline = save_dir / "metrics.jsonl", time.time() + 240
